@@ -10,11 +10,19 @@
 //! the controller or the broker.
 //!
 //! # Layout
+//! - [`frame`]: size-prefixed frame codec with a size cap.
+//! - [`header`]: request/response headers with the right version per API.
+//! - [`versions`]: the table of supported API versions.
+//! - [`error`]: Kafka error codes.
 //! - [`types`]: newtypes for offsets, epochs, partition and node ids.
 //! - [`records`]: RecordBatch v2 view, record iteration, builder, codecs.
 #![deny(missing_docs)]
 
+pub mod error;
+pub mod frame;
+pub mod header;
 pub mod records;
 pub mod types;
+pub mod versions;
 
 pub use kafka_protocol;
