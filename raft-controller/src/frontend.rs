@@ -1,0 +1,217 @@
+//! The frontend: how the broker proposes metadata changes and reads the image.
+//!
+//! The broker never builds records itself. It sends a [`ControllerRequest`] through a
+//! [`MetadataFrontend`]; the controller decides the records against the newest image, the quorum
+//! commits them, every node applies them, and the reply comes back once they are applied locally.
+//! [`crate::local::LocalQuorum`] is the single-node implementation; the Raft quorum implements the
+//! same trait.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use spate_protocol::types::NodeId;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::controller::{self, ControllerError, ControllerSettings, CreatedTopic, NewTopic};
+use crate::image::MetadataImage;
+use crate::records::{Endpoint, MetadataRecord};
+
+/// A metadata change the broker asks the controller for.
+#[derive(Debug, Clone)]
+pub enum ControllerRequest {
+    /// Register this broker.
+    RegisterBroker {
+        /// Node id.
+        broker_id: NodeId,
+        /// This process run's id.
+        incarnation_id: Uuid,
+        /// Advertised listeners.
+        endpoints: Vec<Endpoint>,
+        /// Rack.
+        rack: Option<String>,
+    },
+    /// Create topics; each succeeds or fails on its own.
+    CreateTopics {
+        /// The topics.
+        topics: Vec<NewTopic>,
+        /// Decide and report, but commit nothing.
+        validate_only: bool,
+    },
+    /// Delete topics by id.
+    DeleteTopics {
+        /// Topic ids.
+        topic_ids: Vec<Uuid>,
+    },
+    /// Add partitions to a topic.
+    CreatePartitions {
+        /// Topic name.
+        topic: String,
+        /// New partition count.
+        new_total: i32,
+        /// Explicit assignments of the new partitions.
+        assignments: Option<Vec<Vec<NodeId>>>,
+        /// Decide and report, but commit nothing.
+        validate_only: bool,
+    },
+    /// Set or remove dynamic configs of one resource.
+    AlterConfigs {
+        /// Resource type code.
+        resource_type: i32,
+        /// Resource name.
+        resource_name: String,
+        /// Changes: `None` removes the dynamic value.
+        changes: Vec<(String, Option<String>)>,
+    },
+    /// Hand a block of producer ids to a broker.
+    AllocateProducerIds {
+        /// Node id.
+        broker_id: NodeId,
+        /// Its registration epoch.
+        broker_epoch: i64,
+    },
+}
+
+/// What a request produced, in request order.
+#[derive(Debug, Clone)]
+pub enum ControllerReply {
+    /// The broker's registration epoch.
+    BrokerRegistered {
+        /// Registration epoch.
+        broker_epoch: i64,
+    },
+    /// One result per requested topic.
+    TopicsCreated(Vec<Result<CreatedTopic, ControllerError>>),
+    /// One result per requested topic id.
+    TopicsDeleted(Vec<Result<(), ControllerError>>),
+    /// Partitions were (or would be) added.
+    PartitionsCreated,
+    /// Configs were changed.
+    ConfigsAltered,
+    /// First id of the block (the block is `PRODUCER_ID_BLOCK_SIZE` long).
+    ProducerIdsAllocated {
+        /// First producer id of the block.
+        first_producer_id: i64,
+    },
+}
+
+/// A boxed future, so the trait stays object-safe.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// How the broker reads and changes cluster metadata.
+pub trait MetadataFrontend: Send + Sync + 'static {
+    /// The newest applied image.
+    fn image(&self) -> Arc<MetadataImage>;
+    /// A receiver that sees every newly published image.
+    fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>>;
+    /// Submits a request; resolves once its records are committed and applied here.
+    fn submit(
+        &self,
+        request: ControllerRequest,
+    ) -> BoxFuture<Result<ControllerReply, ControllerError>>;
+}
+
+/// Decides the records for `request` against `image`. Shared by every quorum implementation so
+/// the decision logic exists once.
+pub fn decide(
+    image: &MetadataImage,
+    settings: &ControllerSettings,
+    request: &ControllerRequest,
+    local_unfence: bool,
+) -> Result<(ControllerReply, Vec<MetadataRecord>), ControllerError> {
+    match request {
+        ControllerRequest::RegisterBroker {
+            broker_id,
+            incarnation_id,
+            endpoints,
+            rack,
+        } => {
+            let records = controller::register_broker(
+                image,
+                *broker_id,
+                *incarnation_id,
+                endpoints.clone(),
+                rack.clone(),
+                local_unfence,
+            );
+            Ok((
+                ControllerReply::BrokerRegistered {
+                    broker_epoch: image.offset + 1,
+                },
+                records,
+            ))
+        }
+        ControllerRequest::CreateTopics {
+            topics,
+            validate_only,
+        } => {
+            let mut pending = BTreeSet::new();
+            let mut results = Vec::with_capacity(topics.len());
+            let mut records = Vec::new();
+            for topic in topics {
+                match controller::create_topic(image, settings, topic, &pending) {
+                    Ok((created, topic_records)) => {
+                        pending.insert(topic.name.clone());
+                        if !validate_only {
+                            records.extend(topic_records);
+                        }
+                        results.push(Ok(created));
+                    }
+                    Err(error) => results.push(Err(error)),
+                }
+            }
+            Ok((ControllerReply::TopicsCreated(results), records))
+        }
+        ControllerRequest::DeleteTopics { topic_ids } => {
+            let mut results = Vec::with_capacity(topic_ids.len());
+            let mut records = Vec::new();
+            let mut seen = BTreeMap::new();
+            for id in topic_ids {
+                if seen.insert(*id, ()).is_some() {
+                    results.push(Ok(()));
+                    continue;
+                }
+                match controller::delete_topic(image, *id) {
+                    Ok(record) => {
+                        records.push(record);
+                        results.push(Ok(()));
+                    }
+                    Err(error) => results.push(Err(error)),
+                }
+            }
+            Ok((ControllerReply::TopicsDeleted(results), records))
+        }
+        ControllerRequest::CreatePartitions {
+            topic,
+            new_total,
+            assignments,
+            validate_only,
+        } => {
+            let records =
+                controller::create_partitions(image, topic, *new_total, assignments.clone())?;
+            let records = if *validate_only { Vec::new() } else { records };
+            Ok((ControllerReply::PartitionsCreated, records))
+        }
+        ControllerRequest::AlterConfigs {
+            resource_type,
+            resource_name,
+            changes,
+        } => Ok((
+            ControllerReply::ConfigsAltered,
+            controller::alter_configs(*resource_type, resource_name, changes),
+        )),
+        ControllerRequest::AllocateProducerIds {
+            broker_id,
+            broker_epoch,
+        } => {
+            let (first_producer_id, record) =
+                controller::allocate_producer_ids(image, *broker_id, *broker_epoch);
+            Ok((
+                ControllerReply::ProducerIdsAllocated { first_producer_id },
+                vec![record],
+            ))
+        }
+    }
+}
