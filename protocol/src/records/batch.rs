@@ -34,25 +34,25 @@ pub const LOG_OVERHEAD_BYTES: usize = 12;
 /// The only message format Spate stores.
 pub const MAGIC_V2: i8 = 2;
 
-const BASE_OFFSET_AT: usize = 0;
-const BATCH_LENGTH_AT: usize = 8;
-const LEADER_EPOCH_AT: usize = 12;
-const MAGIC_AT: usize = 16;
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
-const LAST_OFFSET_DELTA_AT: usize = 23;
-const BASE_TIMESTAMP_AT: usize = 27;
-const MAX_TIMESTAMP_AT: usize = 35;
-const PRODUCER_ID_AT: usize = 43;
-const PRODUCER_EPOCH_AT: usize = 51;
-const BASE_SEQUENCE_AT: usize = 53;
-const RECORDS_COUNT_AT: usize = 57;
+pub(crate) const BASE_OFFSET_AT: usize = 0;
+pub(crate) const BATCH_LENGTH_AT: usize = 8;
+pub(crate) const LEADER_EPOCH_AT: usize = 12;
+pub(crate) const MAGIC_AT: usize = 16;
+pub(crate) const CRC_AT: usize = 17;
+pub(crate) const ATTRIBUTES_AT: usize = 21;
+pub(crate) const LAST_OFFSET_DELTA_AT: usize = 23;
+pub(crate) const BASE_TIMESTAMP_AT: usize = 27;
+pub(crate) const MAX_TIMESTAMP_AT: usize = 35;
+pub(crate) const PRODUCER_ID_AT: usize = 43;
+pub(crate) const PRODUCER_EPOCH_AT: usize = 51;
+pub(crate) const BASE_SEQUENCE_AT: usize = 53;
+pub(crate) const RECORDS_COUNT_AT: usize = 57;
 
-const COMPRESSION_MASK: i16 = 0x07;
-const TIMESTAMP_TYPE_FLAG: i16 = 0x08;
-const TRANSACTIONAL_FLAG: i16 = 0x10;
-const CONTROL_FLAG: i16 = 0x20;
-const DELETE_HORIZON_FLAG: i16 = 0x40;
+pub(crate) const COMPRESSION_MASK: i16 = 0x07;
+pub(crate) const TIMESTAMP_TYPE_FLAG: i16 = 0x08;
+pub(crate) const TRANSACTIONAL_FLAG: i16 = 0x10;
+pub(crate) const CONTROL_FLAG: i16 = 0x20;
+pub(crate) const DELETE_HORIZON_FLAG: i16 = 0x40;
 
 /// Why bytes are not a valid RecordBatch v2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -305,13 +305,20 @@ impl RecordBatch {
     }
 
     /// Offset of the last record (`baseOffset + lastOffsetDelta`).
+    ///
+    /// Wraps instead of overflowing on a nonsense `baseOffset` near `i64::MAX`, as Kafka's Java
+    /// arithmetic does, so that reading a header from the network can never panic.
     pub fn last_offset(&self) -> Offset {
-        self.base_offset().plus(i64::from(self.last_offset_delta()))
+        Offset(
+            self.base_offset()
+                .0
+                .wrapping_add(i64::from(self.last_offset_delta())),
+        )
     }
 
-    /// Offset after the last record.
+    /// Offset after the last record (wrapping, like [`RecordBatch::last_offset`]).
     pub fn next_offset(&self) -> Offset {
-        self.last_offset().plus(1)
+        Offset(self.last_offset().0.wrapping_add(1))
     }
 
     /// `batchLength`: the bytes after the length field.
@@ -453,6 +460,25 @@ impl<'a> RecordBatchMut<'a> {
     /// does for topics with `message.timestamp.type=LogAppendTime`.
     pub fn set_log_append_time(&mut self, max_timestamp: i64) {
         let attributes = read_i16(self.bytes, ATTRIBUTES_AT) | TIMESTAMP_TYPE_FLAG;
+        self.bytes[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        self.bytes[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8]
+            .copy_from_slice(&max_timestamp.to_be_bytes());
+        self.update_crc();
+    }
+
+    /// Sets `maxTimestamp` and the timestamp type, then recomputes the CRC if anything changed.
+    ///
+    /// Kafka's log validator does this for CreateTime batches whose header disagrees with the
+    /// largest record timestamp it computed.
+    pub fn set_max_timestamp(&mut self, timestamp_type: TimestampType, max_timestamp: i64) {
+        let old_attributes = read_i16(self.bytes, ATTRIBUTES_AT);
+        let attributes = match timestamp_type {
+            TimestampType::CreateTime => old_attributes & !TIMESTAMP_TYPE_FLAG,
+            TimestampType::LogAppendTime => old_attributes | TIMESTAMP_TYPE_FLAG,
+        };
+        if attributes == old_attributes && read_i64(self.bytes, MAX_TIMESTAMP_AT) == max_timestamp {
+            return;
+        }
         self.bytes[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
         self.bytes[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8]
             .copy_from_slice(&max_timestamp.to_be_bytes());
