@@ -1,2 +1,49 @@
 //! The Spate broker: the Kafka API server and everything it wires together.
+//!
+//! Owns the network server, request dispatch and handlers, the replica manager that keeps local
+//! partition logs in line with the metadata image, and the admin HTTP endpoints. Lower layers
+//! (`spate-protocol`, `spate-storage`, `spate-config`, `spate-controller`) never call up into it.
+//!
+//! # Layout
+//! - [`server`]: listeners, the bounded accept loop, startup and graceful shutdown.
+//! - [`connection`]: one client connection, in-order pipelined responses.
+//! - [`dispatch`]: header and version checks, body decoding, response encoding.
+//! - [`handlers`]: one module per Kafka API; each maps internal errors to Kafka error codes.
+//! - [`settings`]: the runtime settings the request path reads.
 #![deny(missing_docs)]
+
+pub mod admin;
+pub mod cli;
+pub mod connection;
+pub mod dispatch;
+pub mod handlers;
+pub mod metrics;
+pub mod server;
+pub mod settings;
+pub mod topic_configs;
+
+use std::sync::Arc;
+
+use spate_controller::frontend::MetadataFrontend;
+use spate_protocol::types::NodeId;
+
+use crate::settings::BrokerSettings;
+
+/// Shared state of a running broker; every connection holds an `Arc` of it.
+pub struct Broker {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The cluster id reported in Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// Runtime settings.
+    pub settings: BrokerSettings,
+    /// The metadata quorum: the image to read and the controller to ask.
+    pub metadata: Arc<dyn MetadataFrontend>,
+}
+
+impl Broker {
+    /// The node id reported as controller. With the single-node quorum it is this node.
+    pub fn controller_id(&self) -> i32 {
+        self.node_id.0
+    }
+}

@@ -1,0 +1,38 @@
+//! One module per Kafka API. Each converts the request into domain calls and maps internal
+//! errors to Kafka error codes in one place.
+
+pub mod api_versions;
+pub mod metadata;
+pub mod topics;
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::RequestKind;
+
+use crate::Broker;
+use crate::dispatch::{DispatchError, Reply, RequestContext, ResponseTo};
+
+/// Routes a decoded request to its handler.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _context: &RequestContext,
+    to: ResponseTo,
+    request: RequestKind,
+) -> Result<Reply, DispatchError> {
+    let version = to.version;
+    match request {
+        RequestKind::ApiVersions(r) => to.ready(&api_versions::handle(&r, version)),
+        RequestKind::Metadata(r) => to.ready(&metadata::handle(broker, r, version).await),
+        RequestKind::CreateTopics(r) => to.ready(&topics::create_topics(broker, r, version).await),
+        RequestKind::DeleteTopics(r) => to.ready(&topics::delete_topics(broker, r, version).await),
+        RequestKind::CreatePartitions(r) => {
+            to.ready(&topics::create_partitions(broker, r, version).await)
+        }
+        other => Err(DispatchError::UnsupportedVersion {
+            api_key: to.api_key,
+            api_version: version,
+            correlation_id: to.correlation_id,
+        })
+        .inspect_err(|_| tracing::error!(request = ?std::mem::discriminant(&other), "request passed the version table but has no handler")),
+    }
+}
