@@ -17,6 +17,9 @@ pub mod record;
 pub mod validate;
 pub mod varint;
 
+#[cfg(test)]
+mod tests;
+
 pub use batch::{
     BATCH_HEADER_SIZE_BYTES, BatchError, Compression, LOG_OVERHEAD_BYTES, MAGIC_V2, RecordBatch,
     RecordBatchMut, TimestampType, peek_entry_size, restamp,

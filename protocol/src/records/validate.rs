@@ -23,8 +23,10 @@ pub struct RecordRules {
     /// `message.timestamp.before.max.ms` / `after.max.ms` and the broker's clock. `None` skips the
     /// check (LogAppendTime topics, where the broker overwrites timestamps).
     pub timestamp_window_ms: Option<(i64, i64)>,
-    /// Whether control batches are acceptable (never from a client; Kafka refuses them).
-    pub allow_control_batches: bool,
+    /// The batch comes from a client's Produce (Kafka's `AppendOrigin.CLIENT`): control batches
+    /// are refused, the header's offset range must match its record count, and a producer id
+    /// needs a sequence. False for batches the broker's own coordinators write.
+    pub from_client: bool,
 }
 
 /// Which Kafka error code a validation failure maps to; the broker's error mapping owns the
@@ -127,21 +129,23 @@ pub fn validate_records(
     batch: &RecordBatch,
     rules: &RecordRules,
 ) -> Result<RecordsSummary, ValidationError> {
-    if batch.is_control() && !rules.allow_control_batches {
-        return Err(ValidationError::ControlBatch);
-    }
-    if batch.producer_id().0 >= 0 && batch.base_sequence() < 0 {
-        return Err(ValidationError::InvalidSequence {
-            producer_id: batch.producer_id().0,
-            base_sequence: batch.base_sequence(),
-        });
-    }
     let records_count = batch.records_count();
-    if i64::from(batch.last_offset_delta()) + 1 != i64::from(records_count) {
-        return Err(ValidationError::OffsetRange {
-            last_offset_delta: batch.last_offset_delta(),
-            records_count,
-        });
+    if rules.from_client {
+        if i64::from(batch.last_offset_delta()) + 1 != i64::from(records_count) {
+            return Err(ValidationError::OffsetRange {
+                last_offset_delta: batch.last_offset_delta(),
+                records_count,
+            });
+        }
+        if batch.is_control() {
+            return Err(ValidationError::ControlBatch);
+        }
+        if batch.producer_id().0 >= 0 && batch.base_sequence() < 0 {
+            return Err(ValidationError::InvalidSequence {
+                producer_id: batch.producer_id().0,
+                base_sequence: batch.base_sequence(),
+            });
+        }
     }
     let records = batch.records(rules.max_inflated_bytes)?;
     let uncompressed_size_bytes = records.records_bytes().len();
