@@ -10,14 +10,20 @@
 //! - [`dispatch`]: header and version checks, body decoding, response encoding.
 //! - [`handlers`]: one module per Kafka API; each maps internal errors to Kafka error codes.
 //! - [`settings`]: the runtime settings the request path reads.
+//! - [`replica`]: local partitions: logs, producer state, high watermarks.
+//! - [`fetch_session`]: incremental fetch sessions (KIP-227).
+//! - [`producer_ids`]: producer id blocks for InitProducerId.
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod cli;
 pub mod connection;
 pub mod dispatch;
+pub mod fetch_session;
 pub mod handlers;
 pub mod metrics;
+pub mod producer_ids;
+pub mod replica;
 pub mod server;
 pub mod settings;
 pub mod topic_configs;
@@ -39,6 +45,10 @@ pub struct Broker {
     pub settings: BrokerSettings,
     /// The metadata quorum: the image to read and the controller to ask.
     pub metadata: Arc<dyn MetadataFrontend>,
+    /// This broker's registration epoch.
+    pub broker_epoch: i64,
+    /// Producer ids for InitProducerId.
+    pub producer_ids: producer_ids::ProducerIdBlock,
 }
 
 impl Broker {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use spate_controller::controller::ControllerSettings;
-use spate_controller::frontend::{ControllerRequest, MetadataFrontend};
+use spate_controller::frontend::{ControllerReply, ControllerRequest, MetadataFrontend};
 use spate_controller::local::LocalQuorum;
 use spate_controller::records::Endpoint;
 use spate_protocol::types::NodeId;
@@ -224,7 +224,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
         .unwrap_or_else(|| kafka_addr.to_string());
     let (host, port) =
         split_host_port(&advertised).ok_or_else(|| StartError::Advertise(advertised.clone()))?;
-    metadata
+    let registration = metadata
         .submit(ControllerRequest::RegisterBroker {
             broker_id: options.node_id,
             incarnation_id: Uuid::new_v4(),
@@ -238,12 +238,19 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
         })
         .await
         .map_err(|e| StartError::Registration(e.to_string()))?;
+    let ControllerReply::BrokerRegistered { broker_epoch } = registration else {
+        return Err(StartError::Registration(format!(
+            "unexpected controller reply {registration:?}"
+        )));
+    };
 
     let broker = Arc::new(Broker {
         node_id: options.node_id,
         cluster_id,
         settings: options.settings.clone(),
         metadata,
+        broker_epoch,
+        producer_ids: Default::default(),
     });
 
     let shutdown = CancellationToken::new();

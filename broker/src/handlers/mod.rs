@@ -2,6 +2,7 @@
 //! errors to Kafka error codes in one place.
 
 pub mod api_versions;
+pub mod cluster;
 pub mod metadata;
 pub mod topics;
 
@@ -25,6 +26,8 @@ pub async fn handle(
         RequestKind::Metadata(r) => to.ready(&metadata::handle(broker, r, version).await),
         RequestKind::CreateTopics(r) => to.ready(&topics::create_topics(broker, r, version).await),
         RequestKind::DeleteTopics(r) => to.ready(&topics::delete_topics(broker, r, version).await),
+        RequestKind::DescribeCluster(r) => to.ready(&cluster::describe_cluster(broker, &r)),
+        RequestKind::InitProducerId(r) => to.ready(&cluster::init_producer_id(broker, &r).await),
         RequestKind::CreatePartitions(r) => {
             to.ready(&topics::create_partitions(broker, r, version).await)
         }

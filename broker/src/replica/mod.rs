@@ -1,0 +1,3 @@
+//! Local partition replicas: their logs, producer state and high watermarks.
+
+pub mod producer_state;
