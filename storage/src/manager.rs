@@ -1,0 +1,4 @@
+//! The log manager.
+
+/// Placeholder.
+pub struct LogManager;
