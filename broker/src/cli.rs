@@ -76,6 +76,7 @@ pub fn main() -> ExitCode {
                 cluster_id: None,
                 rack: None,
                 settings: BrokerSettings::default(),
+                static_configs: Default::default(),
             };
             let running = match server::start(options).await {
                 Ok(running) => running,

@@ -197,6 +197,11 @@ impl FetchSessionCache {
         Ok(update(session))
     }
 
+    /// Runs `update` on a session without touching its epoch (recording what a response sent).
+    pub fn update<T>(&self, id: i32, update: impl FnOnce(&mut FetchSession) -> T) -> Option<T> {
+        self.inner.lock().sessions.get_mut(&id).map(update)
+    }
+
     /// Number of live sessions.
     pub fn len(&self) -> usize {
         self.inner.lock().sessions.len()

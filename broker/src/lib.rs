@@ -28,11 +28,15 @@ pub mod server;
 pub mod settings;
 pub mod topic_configs;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use spate_controller::frontend::MetadataFrontend;
 use spate_protocol::types::NodeId;
+use spate_storage::Clock;
 
+use crate::fetch_session::FetchSessionCache;
+use crate::replica::manager::ReplicaManager;
 use crate::settings::BrokerSettings;
 
 /// Shared state of a running broker; every connection holds an `Arc` of it.
@@ -49,6 +53,14 @@ pub struct Broker {
     pub broker_epoch: i64,
     /// Producer ids for InitProducerId.
     pub producer_ids: producer_ids::ProducerIdBlock,
+    /// Broker configs set in the node's file, environment or flags, by Kafka name.
+    pub static_configs: BTreeMap<String, String>,
+    /// The clock every time-dependent decision reads.
+    pub clock: Arc<dyn Clock>,
+    /// The partitions hosted here.
+    pub replicas: ReplicaManager,
+    /// Incremental fetch sessions.
+    pub fetch_sessions: FetchSessionCache,
 }
 
 impl Broker {

@@ -20,6 +20,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use spate_storage::{Clock, SystemClock};
+
+use crate::fetch_session::FetchSessionCache;
+use crate::replica::manager::ReplicaManager;
 use crate::settings::BrokerSettings;
 use crate::{Broker, admin, connection};
 
@@ -47,6 +51,8 @@ pub struct ServeOptions {
     pub rack: Option<String>,
     /// Broker settings.
     pub settings: BrokerSettings,
+    /// Broker configs from the file, environment and flags, by Kafka name.
+    pub static_configs: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a node could not start.
@@ -244,6 +250,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
         )));
     };
 
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let broker = Arc::new(Broker {
         node_id: options.node_id,
         cluster_id,
@@ -251,10 +258,19 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
         metadata,
         broker_epoch,
         producer_ids: Default::default(),
+        static_configs: options.static_configs.clone(),
+        clock: clock.clone(),
+        replicas: ReplicaManager::new(options.node_id, options.data_dir.clone(), clock),
+        fetch_sessions: FetchSessionCache::new(),
     });
+    let image = broker.metadata.image();
+    broker.replicas.remove_strays(&image);
+    broker.reconcile(&image);
 
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    tasks.spawn(reconcile_loop(broker.clone(), shutdown.clone()));
+    tasks.spawn(maintenance_loop(broker.clone(), shutdown.clone()));
     tasks.spawn(accept_loop(
         broker.clone(),
         kafka_listener,
@@ -320,11 +336,59 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, shutdown: Cance
     while connections.join_next().await.is_some() {}
 }
 
+/// Applies every newly published metadata image to the hosted partitions.
+async fn reconcile_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut images = broker.metadata.subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = images.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        let image = images.borrow_and_update().clone();
+        let broker = broker.clone();
+        // Opening logs is blocking file work.
+        let _ = tokio::task::spawn_blocking(move || broker.reconcile(&image)).await;
+    }
+}
+
+/// How often retention and time-based flushes run (Kafka's
+/// `log.retention.check.interval.ms` is 5 minutes; a shorter period costs little here and keeps
+/// `segment.ms`/`retention.ms` in tests and small deployments close to their settings).
+const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn maintenance_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(MAINTENANCE_INTERVAL);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let broker = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || broker.replicas.maintain()).await;
+    }
+}
+
+impl Broker {
+    /// Brings hosted partitions in line with `image`.
+    pub fn reconcile(&self, image: &spate_controller::image::MetadataImage) {
+        self.replicas
+            .reconcile(image, &|topic| self.topic_settings(image, topic));
+    }
+}
+
 impl RunningServer {
-    /// Stops accepting, closes connections after their owed responses, and waits for every task.
+    /// Stops accepting, closes connections after their owed responses, waits for every task,
+    /// then snapshots producer state and closes the logs.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
+        let broker = self.broker.clone();
+        let _ = tokio::task::spawn_blocking(move || broker.replicas.shutdown()).await;
         tracing::info!("spate stopped");
     }
 }

@@ -1,20 +1,87 @@
-//! Topic configuration as the request path sees it.
+//! Topic and broker configuration as the request path sees it: the layers a value comes from
+//! (dynamic per-broker, dynamic cluster default, static, Kafka default), topic overrides from the
+//! metadata image, and the conversion into the settings partitions use.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kafka_protocol::messages::create_topics_response::CreatableTopicConfigs;
+use kafka_protocol::protocol::StrBytes;
+use spate_config::ConfigLayers;
+use spate_config::describe::describe_topic_configs;
+use spate_controller::image::MetadataImage;
+use spate_controller::records::{CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC};
 
 use crate::Broker;
+use crate::replica::settings::TopicSettings;
 
 impl Broker {
+    /// The config layers for this broker in `image`.
+    pub fn config_layers(&self, image: &MetadataImage) -> ConfigLayers {
+        let dynamic = |name: &str| {
+            image
+                .configs(CONFIG_RESOURCE_BROKER, name)
+                .map(|c| (**c).clone())
+                .unwrap_or_default()
+        };
+        ConfigLayers {
+            dynamic_broker: dynamic(&self.node_id.0.to_string()),
+            dynamic_default: dynamic(""),
+            static_broker: self.static_configs.clone(),
+        }
+    }
+
+    /// A topic's dynamic overrides in `image`.
+    pub fn topic_overrides(image: &MetadataImage, topic: &str) -> BTreeMap<String, String> {
+        image
+            .configs(CONFIG_RESOURCE_TOPIC, topic)
+            .map(|c| (**c).clone())
+            .unwrap_or_default()
+    }
+
+    /// A topic's effective settings in `image`.
+    pub fn topic_settings(&self, image: &MetadataImage, topic: &str) -> Arc<TopicSettings> {
+        let layers = self.config_layers(image);
+        match layers.topic_config(&Self::topic_overrides(image, topic)) {
+            Ok(config) => Arc::new(TopicSettings::from_config(&config)),
+            Err(error) => {
+                // Values are validated before they are committed, so this is a stored value an
+                // older validator accepted; fall back to defaults rather than refusing service.
+                tracing::warn!(%topic, %error, "invalid topic config; using defaults");
+                Arc::new(TopicSettings::default())
+            }
+        }
+    }
+
     /// Validates topic configs given in a request, returning Kafka's message on failure.
-    pub fn validate_topic_configs(&self, _configs: &[(String, String)]) -> Result<(), String> {
-        Ok(())
+    pub fn validate_topic_configs(&self, configs: &[(String, String)]) -> Result<(), String> {
+        let map: BTreeMap<String, String> = configs.iter().cloned().collect();
+        spate_config::topic::validate_topic_configs(&map).map_err(|e| e.to_string())?;
+        let layers = self.config_layers(&self.metadata.image());
+        layers
+            .topic_config(&map)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// The config listing CreateTopics v5+ returns for a newly created topic.
     pub fn created_topic_configs(
         &self,
-        _configs: &[(String, String)],
+        configs: &[(String, String)],
     ) -> Vec<CreatableTopicConfigs> {
-        Vec::new()
+        let layers = self.config_layers(&self.metadata.image());
+        let map: BTreeMap<String, String> = configs.iter().cloned().collect();
+        describe_topic_configs(&layers, &map)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                CreatableTopicConfigs::default()
+                    .with_name(StrBytes::from_string(c.name))
+                    .with_value(c.value.map(StrBytes::from_string))
+                    .with_read_only(c.read_only)
+                    .with_config_source(c.source.code())
+                    .with_is_sensitive(c.sensitive)
+            })
+            .collect()
     }
 }

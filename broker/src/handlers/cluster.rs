@@ -42,7 +42,8 @@ pub fn describe_cluster(
                     .with_host(StrBytes::from_string(endpoint.host.clone()))
                     .with_port(endpoint.port as i32)
                     .with_rack(b.rack.clone().map(StrBytes::from_string))
-                    .with_is_fenced(b.fenced),
+                    // The field exists from v2 and only fenced brokers are listed there.
+                    .with_is_fenced(request.include_fenced_brokers && b.fenced),
             )
         })
         .collect();

@@ -3,7 +3,10 @@
 
 pub mod api_versions;
 pub mod cluster;
+pub mod fetch;
+pub mod list_offsets;
 pub mod metadata;
+pub mod produce;
 pub mod topics;
 
 use std::sync::Arc;
@@ -26,6 +29,15 @@ pub async fn handle(
         RequestKind::Metadata(r) => to.ready(&metadata::handle(broker, r, version).await),
         RequestKind::CreateTopics(r) => to.ready(&topics::create_topics(broker, r, version).await),
         RequestKind::DeleteTopics(r) => to.ready(&topics::delete_topics(broker, r, version).await),
+        RequestKind::Produce(r) => match produce::handle(broker, r, version) {
+            Some(response) => to.ready(&response),
+            None => Ok(Reply::None),
+        },
+        RequestKind::Fetch(r) => match fetch::handle(broker, r, version) {
+            fetch::FetchReply::Now(response) => to.ready(&response),
+            fetch::FetchReply::Later(future) => Ok(to.deferred(future)),
+        },
+        RequestKind::ListOffsets(r) => to.ready(&list_offsets::handle(broker, r, version)),
         RequestKind::DescribeCluster(r) => to.ready(&cluster::describe_cluster(broker, &r)),
         RequestKind::InitProducerId(r) => to.ready(&cluster::init_producer_id(broker, &r).await),
         RequestKind::CreatePartitions(r) => {

@@ -67,6 +67,7 @@ fn options(dir: &std::path::Path, settings: BrokerSettings) -> ServeOptions {
         cluster_id: None,
         rack: None,
         settings,
+        static_configs: Default::default(),
     }
 }
 

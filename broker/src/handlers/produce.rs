@@ -1,0 +1,211 @@
+//! Produce (0), v3-v13.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use spate_protocol::error::ErrorCode;
+use spate_protocol::records::validate::ValidationErrorKind;
+use spate_protocol::records::{Compression, RecordBatch, peek_entry_size};
+use spate_storage::error::StorageError;
+
+use crate::Broker;
+use crate::replica::partition::ProduceError;
+use crate::replica::producer_state::SequenceError;
+
+/// Produce versions before this cannot carry zstd (KIP-110).
+const ZSTD_MIN_PRODUCE_VERSION: i16 = 7;
+
+/// The one place produce failures become Kafka error codes.
+pub fn map_produce_error(error: &ProduceError) -> ErrorCode {
+    match error {
+        ProduceError::NotLeader => ErrorCode::NotLeaderOrFollower,
+        ProduceError::Corrupt(_) => ErrorCode::CorruptMessage,
+        ProduceError::TooLarge { .. } => ErrorCode::MessageTooLarge,
+        ProduceError::Invalid { error } => match error.kind() {
+            ValidationErrorKind::Corrupt => ErrorCode::CorruptMessage,
+            ValidationErrorKind::InvalidRecord => ErrorCode::InvalidRecord,
+            ValidationErrorKind::InvalidTimestamp => ErrorCode::InvalidTimestamp,
+        },
+        ProduceError::Sequence(SequenceError::StaleEpoch { .. }) => ErrorCode::InvalidProducerEpoch,
+        ProduceError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            ErrorCode::OutOfOrderSequenceNumber
+        }
+        ProduceError::Storage(StorageError::BatchTooLarge { .. }) => ErrorCode::RecordListTooLarge,
+        ProduceError::Storage(_) => ErrorCode::KafkaStorageError,
+    }
+}
+
+fn failed(index: i32, code: ErrorCode, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(StrBytes::from_string))
+}
+
+/// Checks the request-level rules of Produce v3+: exactly one v2 batch per partition, and no
+/// zstd before v7 (Kafka's `ProduceRequest.validateRecords`).
+fn check_single_batch(records: &Bytes, version: i16) -> Result<(), (ErrorCode, String)> {
+    let size = match peek_entry_size(records) {
+        Some(Ok(size)) => size,
+        Some(Err(error)) => return Err((ErrorCode::CorruptMessage, error.to_string())),
+        None => {
+            return Err((
+                ErrorCode::InvalidRecord,
+                format!(
+                    "Produce requests with version {version} must have exactly one record batch"
+                ),
+            ));
+        }
+    };
+    if size != records.len() {
+        return Err((
+            ErrorCode::InvalidRecord,
+            format!(
+                "Produce requests with version {version} are only allowed to contain exactly one record batch"
+            ),
+        ));
+    }
+    if let Ok(batch) = RecordBatch::new(records.clone())
+        && batch.compression() == Compression::Zstd
+        && version < ZSTD_MIN_PRODUCE_VERSION
+    {
+        return Err((
+            ErrorCode::UnsupportedCompressionType,
+            "Produce requests with version below 7 cannot use zstd".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Serves Produce. Returns `None` for `acks=0`, which gets no response.
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let valid_acks = matches!(acks, -1..=1);
+    let now_ms = broker.clock.now_ms();
+    let image = broker.metadata.image();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = if version >= 13 {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.name.0.as_str().to_string())
+        };
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let index = data.index;
+            let response = if !valid_acks {
+                failed(index, ErrorCode::InvalidRequiredAcks, None)
+            } else if request.transactional_id.is_some() {
+                // Transactions need the transaction coordinator, which this broker does not
+                // run yet; InitProducerId already refuses transactional ids.
+                failed(
+                    index,
+                    ErrorCode::TransactionalIdAuthorizationFailed,
+                    Some("transactions are not supported".into()),
+                )
+            } else {
+                match name.as_deref() {
+                    None => failed(index, ErrorCode::UnknownTopicId, None),
+                    Some(name) => {
+                        produce_partition(broker, name, index, data.records, version, now_ms)
+                    }
+                }
+            };
+            partitions.push(response);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}
+
+fn produce_partition(
+    broker: &Arc<Broker>,
+    topic: &str,
+    index: i32,
+    records: Option<Bytes>,
+    version: i16,
+    now_ms: i64,
+) -> PartitionProduceResponse {
+    let Some(partition) = broker.replicas.get(topic, index) else {
+        let code = if broker
+            .metadata
+            .image()
+            .topic(topic)
+            .is_some_and(|t| t.partitions.contains_key(&index))
+        {
+            ErrorCode::NotLeaderOrFollower
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        };
+        return failed(index, code, None);
+    };
+    let Some(records) = records else {
+        return failed(
+            index,
+            ErrorCode::CorruptMessage,
+            Some("null records".into()),
+        );
+    };
+    if let Err((code, message)) = check_single_batch(&records, version) {
+        return failed(index, code, Some(message));
+    }
+    match partition.append_from_client(
+        records,
+        now_ms,
+        broker.settings.decompressed_batch_max_bytes,
+    ) {
+        Ok(outcome) => PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(outcome.base_offset.0)
+            .with_log_append_time_ms(outcome.log_append_time_ms)
+            .with_log_start_offset(outcome.log_start_offset.0),
+        Err(error) => {
+            let code = map_produce_error(&error);
+            if matches!(error, ProduceError::Storage(_)) {
+                tracing::error!(topic, partition = index, %error, "append failed");
+            }
+            let mut response = failed(index, code, Some(error.to_string()));
+            if let ProduceError::Invalid { error } = &error {
+                response.record_errors = vec![
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(record_index(error))
+                        .with_batch_index_error_message(Some(StrBytes::from_string(
+                            error.to_string(),
+                        ))),
+                ];
+            }
+            response
+        }
+    }
+}
+
+/// The index of the offending record, for `record_errors` (KIP-467).
+fn record_index(error: &spate_protocol::records::validate::ValidationError) -> i32 {
+    use spate_protocol::records::validate::ValidationError as E;
+    match error {
+        E::OffsetDeltaNotConsecutive { record_index, .. }
+        | E::MissingKey { record_index }
+        | E::TimestampOutOfRange { record_index, .. } => *record_index,
+        _ => 0,
+    }
+}
