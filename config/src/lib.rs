@@ -16,14 +16,18 @@
 //! - [`reference`]: the generated configuration reference (`docs/configuration.md`).
 #![deny(missing_docs)]
 
+pub mod address;
 pub mod alter;
 pub mod broker;
 pub mod describe;
+pub mod node;
 pub mod topic;
 pub mod value;
 
+pub use address::{HostPort, Voter};
 pub use alter::{AlterConfigEntry, AlterConfigError, AlterConfigOp};
 pub use broker::{BrokerConfigDef, BrokerSettings, ConfigLayers, UpdateMode};
 pub use describe::{ConfigSource, ConfigSynonym, DescribedConfig};
+pub use node::{ConfigError, LogFormat, NodeArgs, NodeConfig};
 pub use topic::{TopicConfig, TopicConfigDef};
 pub use value::{ConfigType, ConfigValue, InvalidConfig, Validator};
