@@ -313,6 +313,10 @@ impl PartitionLog {
             .store(high_watermark.0, Ordering::Release);
     }
 
+    pub(crate) fn high_watermark_offset(&self) -> Offset {
+        self.high_watermark()
+    }
+
     fn high_watermark(&self) -> Offset {
         Offset(
             self.high_watermark
@@ -1192,6 +1196,11 @@ impl PartitionLog {
         self.writer.lock().state = WriterState::Closed;
     }
 
+    /// Whether writes are refused (closed or deleted).
+    pub fn is_closed(&self) -> bool {
+        self.writer.lock().state != WriterState::Open
+    }
+
     /// Records that `epoch` starts at `start_offset` (a new leader's first offset).
     pub fn assign_epoch(&self, epoch: LeaderEpoch, start_offset: Offset) -> Result<()> {
         self.epochs.lock().assign(epoch, start_offset)?;
@@ -1240,35 +1249,86 @@ impl PartitionLog {
         snapshot::read_partition_metadata(&self.dir)
     }
 
-    /// Runs `swap` under the writer lock with the current segments; used by the cleaner to
-    /// replace segments atomically with respect to appends, truncation and retention.
-    pub(crate) fn with_writer_segments<T>(
-        &self,
-        swap: impl FnOnce(&[Arc<Segment>]) -> Result<Option<(Vec<Arc<Segment>>, T)>>,
-    ) -> Result<Option<T>> {
+    /// Replaces the contiguous run of segments `old` with the cleaned files in `swaps`, under
+    /// the writer lock so appends, truncation and retention see either the old or the new list.
+    /// Crash-safe in Kafka's order: `.cleaned` files become `.swap` (complete, fsynced), the old
+    /// segments are retired, the swaps take the `.log` names. Returns false (touching nothing)
+    /// when `old` is no longer in the log, e.g. after a truncation.
+    pub(crate) fn swap_segments(&self, old: &[Arc<Segment>], swaps: Vec<SwapIn>) -> Result<bool> {
         let mut writer = self.writer.lock();
         self.check_open(&writer)?;
-        let segments = self.segments.load_full();
-        let Some((new_list, value)) = swap(&segments)? else {
-            return Ok(None);
+        let config = self.config.load_full();
+        let current = self.segments.load_full();
+        let Some(first) = old.first() else {
+            return Ok(false);
         };
-        let doomed: Vec<Arc<Segment>> = segments
-            .iter()
-            .filter(|old| !new_list.iter().any(|new| Arc::ptr_eq(old, new)))
-            .cloned()
-            .collect();
-        self.segments.store(Arc::new(new_list));
-        // Retired files were renamed by `swap` already where names collide; retire the rest.
-        let due_ms = self
-            .clock
-            .now_ms()
-            .saturating_add(self.config.load().file_delete_delay_ms);
-        for segment in doomed {
-            let paths = segment.retire()?;
-            writer.pending_deletes.push(PendingDelete { due_ms, paths });
+        let Some(at) = current.iter().position(|s| Arc::ptr_eq(s, first)) else {
+            return Ok(false);
+        };
+        let still_there = old.len() < current.len() - at
+            && old
+                .iter()
+                .zip(&current[at..])
+                .all(|(a, b)| Arc::ptr_eq(a, b));
+        if !still_there {
+            return Ok(false);
         }
-        Ok(Some(value))
+        let mut swap_paths = Vec::with_capacity(swaps.len());
+        for swap in &swaps {
+            let [log_path, _, _] = segment_paths(&self.dir, swap.base);
+            let swap_path = with_suffix(&log_path, SWAP_SUFFIX);
+            fs::rename(&swap.cleaned_path, &swap_path)
+                .map_err(|e| StorageError::io(&swap_path, e))?;
+            swap_paths.push((swap_path, log_path));
+        }
+        fsync_dir(&self.dir)?;
+        self.retire(&mut writer, old)?;
+        let mut replacements = Vec::with_capacity(swaps.len());
+        for (swap, (swap_path, log_path)) in swaps.into_iter().zip(swap_paths) {
+            fs::rename(&swap_path, &log_path).map_err(|e| StorageError::io(&log_path, e))?;
+            let [_, index_path, time_path] = segment_paths(&self.dir, swap.base);
+            let mut times = swap.scan.time_entries.clone();
+            if swap.scan.max_timestamp > times.last().map_or(NO_TIMESTAMP, |e| e.timestamp) {
+                times.push(TimeEntry {
+                    timestamp: swap.scan.max_timestamp,
+                    relative_offset: (swap.scan.offset_of_max_timestamp.0 - swap.base.0) as u32,
+                });
+            }
+            let offset_index = Index::write_sealed(&index_path, &swap.scan.offset_entries)?;
+            let time_index = Index::write_sealed(&time_path, &times)?;
+            let log = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&log_path)
+                .map_err(|e| StorageError::io(&log_path, e))?;
+            replacements.push(Arc::new(Segment::from_parts(
+                swap.base,
+                log_path,
+                log,
+                offset_index,
+                time_index,
+                init_from_scan(&swap.scan, swap.base, self.clock.now_ms()),
+                &config,
+                false,
+            )));
+        }
+        fsync_dir(&self.dir)?;
+        let mut list: Vec<Arc<Segment>> = current[..at].to_vec();
+        list.extend(replacements);
+        list.extend(current[at + old.len()..].iter().cloned());
+        self.segments.store(Arc::new(list));
+        Ok(true)
     }
+}
+
+/// A cleaned segment file ready to replace old segments.
+pub(crate) struct SwapIn {
+    /// Base offset (the first replaced segment's).
+    pub base: Offset,
+    /// The complete, fsynced `.cleaned` file.
+    pub cleaned_path: PathBuf,
+    /// Its scan (for the indexes and stats).
+    pub scan: Scan,
 }
 
 /// Timestamp of a record: the batch max timestamp for LogAppendTime batches, else the base

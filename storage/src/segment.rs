@@ -142,7 +142,7 @@ impl BatchHeader {
 }
 
 /// What a full scan of a segment's bytes found.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Scan {
     /// Bytes of whole, valid batches from the start.
     pub valid_bytes: u64,
