@@ -21,6 +21,7 @@ pub mod alter;
 pub mod broker;
 pub mod describe;
 pub mod node;
+pub mod reference;
 pub mod topic;
 pub mod value;
 

@@ -155,8 +155,8 @@ pub static NODE_KEYS: &[NodeKeyDef] = &[
         flag: "--cluster-id",
         value_name: "ID",
         default: None,
-        documentation: "The cluster's id (letters, digits, `-` and `_`). When unset, the first \
-            controller generates one and stores it in the metadata log.",
+        documentation: "The cluster's id (letters, digits, `-` and `_`), as clients see it in Metadata \
+            and DescribeCluster. Optional.",
     },
     NodeKeyDef {
         key: NodeKey::Rack,
