@@ -1,9 +1,9 @@
-//! Command line: `spate serve` and friends.
+//! Command line: `spate serve` (more subcommands follow the Kafka tools' verbs).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use spate_config::node::{LogFormat, NodeArgs, NodeConfig};
 use spate_protocol::types::NodeId;
 
 use crate::server::{self, ServeOptions};
@@ -11,7 +11,7 @@ use crate::settings::BrokerSettings;
 
 /// Spate: a Kafka-compatible event broker.
 #[derive(Debug, Parser)]
-#[command(name = "spate", version)]
+#[command(name = "spate", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,35 +19,65 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a node.
-    Serve {
-        /// Node id.
-        #[arg(long, env = "SPATE_NODE_ID", default_value_t = 0)]
-        node_id: i32,
-        /// Data directory.
-        #[arg(long, env = "SPATE_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
-        /// Kafka listener bind address.
-        #[arg(long, env = "SPATE_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
-        kafka_listen: String,
-        /// Advertised Kafka address.
-        #[arg(long, env = "SPATE_KAFKA_ADVERTISE")]
-        kafka_advertise: Option<String>,
-        /// Admin HTTP bind address.
-        #[arg(long, env = "SPATE_ADMIN_LISTEN", default_value = "127.0.0.1:9644")]
-        admin_listen: String,
-    },
+    /// Run a node. With no configuration at all: node 0, one voter, data in ./data, Kafka on
+    /// 127.0.0.1:9092, admin on 127.0.0.1:9644.
+    Serve(NodeArgs),
+}
+
+fn init_logging(config: &NodeConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+/// Converts the node configuration into what the server needs.
+pub fn serve_options(config: &NodeConfig) -> ServeOptions {
+    let broker = &config.broker;
+    ServeOptions {
+        node_id: NodeId(config.node_id),
+        data_dir: config.data_dir.clone(),
+        kafka_listen: config.kafka_listen.to_string(),
+        kafka_advertise: config.kafka_advertise.as_ref().map(|a| a.to_string()),
+        admin_listen: config.admin_listen.to_string(),
+        cluster_id: config.cluster_id.clone(),
+        rack: config.rack.clone(),
+        settings: BrokerSettings {
+            socket_request_max_bytes: broker.socket_request_max_bytes.max(0) as usize,
+            max_connections: broker.max_connections.max(1) as usize,
+            auto_create_topics_enable: broker.auto_create_topics_enable,
+            num_partitions: broker.num_partitions,
+            default_replication_factor: broker.default_replication_factor as i16,
+            message_max_bytes: broker.message_max_bytes,
+            ..BrokerSettings::default()
+        },
+        static_configs: config.static_broker_configs(),
+    }
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SPATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    match cli.command {
+        Command::Serve(args) => serve(&args),
+    }
+}
+
+fn serve(args: &NodeArgs) -> ExitCode {
+    let config = match NodeConfig::load(args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("spate: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&config);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -58,38 +88,20 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
-        Command::Serve {
-            node_id,
-            data_dir,
-            kafka_listen,
-            kafka_advertise,
-            admin_listen,
-        } => runtime.block_on(async move {
-            crate::metrics::install();
-            let options = ServeOptions {
-                node_id: NodeId(node_id),
-                data_dir,
-                kafka_listen,
-                kafka_advertise,
-                admin_listen,
-                cluster_id: None,
-                rack: None,
-                settings: BrokerSettings::default(),
-                static_configs: Default::default(),
-            };
-            let running = match server::start(options).await {
-                Ok(running) => running,
-                Err(error) => {
-                    eprintln!("spate: {error}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            wait_for_signal().await;
-            running.shutdown().await;
-            ExitCode::SUCCESS
-        }),
-    }
+    runtime.block_on(async move {
+        crate::metrics::install();
+        let running = match server::start(serve_options(&config)).await {
+            Ok(running) => running,
+            Err(error) => {
+                tracing::error!(%error, "spate could not start");
+                eprintln!("spate: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_signal().await;
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    })
 }
 
 async fn wait_for_signal() {

@@ -3,8 +3,10 @@
 
 pub mod api_versions;
 pub mod cluster;
+pub mod configs;
 pub mod fetch;
 pub mod list_offsets;
+pub mod log_admin;
 pub mod metadata;
 pub mod produce;
 pub mod topics;
@@ -38,6 +40,19 @@ pub async fn handle(
             fetch::FetchReply::Later(future) => Ok(to.deferred(future)),
         },
         RequestKind::ListOffsets(r) => to.ready(&list_offsets::handle(broker, r, version)),
+        RequestKind::DescribeConfigs(r) => to.ready(&configs::describe(broker, &r)),
+        RequestKind::AlterConfigs(r) => to.ready(&configs::alter(broker, r).await),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            to.ready(&configs::incremental_alter(broker, r).await)
+        }
+        RequestKind::DeleteRecords(r) => to.ready(&log_admin::delete_records(broker, &r)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            to.ready(&log_admin::offset_for_leader_epoch(broker, &r))
+        }
+        RequestKind::DescribeLogDirs(r) => to.ready(&log_admin::describe_log_dirs(broker, &r)),
+        RequestKind::DescribeProducers(r) => {
+            to.ready(&log_admin::describe_producers(broker, &r))
+        }
         RequestKind::DescribeCluster(r) => to.ready(&cluster::describe_cluster(broker, &r)),
         RequestKind::InitProducerId(r) => to.ready(&cluster::init_producer_id(broker, &r).await),
         RequestKind::CreatePartitions(r) => {
