@@ -773,3 +773,39 @@ fn corrupt_records_map_to_corrupt_message() {
     );
     assert_eq!(err.kind(), ValidationErrorKind::Corrupt);
 }
+
+// ---- Codec variants other clients write -----------------------------------------------------
+
+/// Decoders accept what any client may legitimately write, not only what Spate writes: several
+/// gzip members (GZIPInputStream reads them), several zstd frames, and LZ4 frames with block and
+/// content checksums, linked blocks and a content size.
+#[test]
+fn decoders_accept_every_variant_a_client_may_write() {
+    use std::io::Write;
+    let plain = plain_records(300);
+    let (first, second) = plain.split_at(plain.len() / 3);
+
+    let mut members = compress(Compression::Gzip, first).expect("gzip").to_vec();
+    members.extend_from_slice(&compress(Compression::Gzip, second).expect("gzip"));
+    let mut frames = compress(Compression::Zstd, first).expect("zstd").to_vec();
+    frames.extend_from_slice(&compress(Compression::Zstd, second).expect("zstd"));
+
+    let info = lz4_flex::frame::FrameInfo::new()
+        .block_size(lz4_flex::frame::BlockSize::Max256KB)
+        .block_mode(lz4_flex::frame::BlockMode::Linked)
+        .block_checksums(true)
+        .content_checksum(true)
+        .content_size(Some(plain.len() as u64));
+    let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+    encoder.write_all(&plain).expect("lz4");
+    let lz4 = encoder.finish().expect("lz4");
+
+    for (codec, stream) in [
+        (Compression::Gzip, members),
+        (Compression::Zstd, frames),
+        (Compression::Lz4, lz4),
+    ] {
+        let (_, read) = read_all(batch_with_payload(codec, 300, &stream));
+        assert_eq!(read, sample_records(300), "{codec:?}");
+    }
+}
