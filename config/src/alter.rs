@@ -368,6 +368,83 @@ pub fn list_elements(value: &str) -> Vec<String> {
     split_list(value)
 }
 
+/// Which broker resource a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerResource {
+    /// The cluster-wide default, resource name `""`.
+    ClusterDefault,
+    /// This broker, resource name `"<node id>"`.
+    ThisBroker,
+}
+
+/// Checks a broker resource name in DescribeConfigs, with Kafka's INVALID_REQUEST messages.
+pub fn describe_broker_resource(
+    name: &str,
+    node_id: i32,
+) -> Result<BrokerResource, AlterConfigError> {
+    if name.is_empty() {
+        return Ok(BrokerResource::ClusterDefault);
+    }
+    let id: i32 = name.parse().map_err(|_| {
+        AlterConfigError::InvalidRequest(format!("Broker id must be an integer, but it is: {name}"))
+    })?;
+    if id == node_id {
+        Ok(BrokerResource::ThisBroker)
+    } else {
+        Err(AlterConfigError::InvalidRequest(format!(
+            "Unexpected broker id, expected {node_id} or empty string, but received {name}"
+        )))
+    }
+}
+
+/// Checks a broker resource name in AlterConfigs and IncrementalAlterConfigs, with Kafka's
+/// INVALID_REQUEST messages.
+pub fn alter_broker_resource(name: &str, node_id: i32) -> Result<BrokerResource, AlterConfigError> {
+    if name.is_empty() {
+        return Ok(BrokerResource::ClusterDefault);
+    }
+    let id: i32 = name.parse().map_err(|_| {
+        AlterConfigError::InvalidRequest(format!("Node id must be an integer, but it is: {name}"))
+    })?;
+    if id == node_id {
+        Ok(BrokerResource::ThisBroker)
+    } else {
+        Err(AlterConfigError::InvalidRequest(format!(
+            "Unexpected broker id, expected {node_id}, but received {name}"
+        )))
+    }
+}
+
+/// Validates the configs of a CreateTopics request as Kafka's controller does: a later entry
+/// for the same name wins, a null value is refused, and the result must be a valid topic config
+/// on top of the cluster-wide defaults. Returns the overrides to store.
+pub fn create_topic_configs(
+    layers: &ConfigLayers,
+    configs: &[(String, Option<String>)],
+) -> Result<BTreeMap<String, String>, InvalidConfig> {
+    let mut latest: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    for (name, value) in configs {
+        latest.insert(name.as_str(), value.as_deref());
+    }
+    let nulls: Vec<&str> = latest
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| *k)
+        .collect();
+    if !nulls.is_empty() {
+        return Err(InvalidConfig::Other(format!(
+            "Null value not supported for topic configs: {}",
+            nulls.join(",")
+        )));
+    }
+    let overrides: BTreeMap<String, String> = latest
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string())))
+        .collect();
+    TopicConfig::with_overrides(&layers.topic_defaults()?, &overrides)?;
+    Ok(overrides)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,6 +769,67 @@ mod tests {
                 true
             )
             .is_ok()
+        );
+    }
+    #[test]
+    fn broker_resource_names_are_checked_like_kafka() {
+        assert_eq!(
+            describe_broker_resource("", 1),
+            Ok(BrokerResource::ClusterDefault)
+        );
+        assert_eq!(
+            describe_broker_resource("1", 1),
+            Ok(BrokerResource::ThisBroker)
+        );
+        assert_eq!(
+            describe_broker_resource("2", 1),
+            Err(AlterConfigError::InvalidRequest(
+                "Unexpected broker id, expected 1 or empty string, but received 2".into()
+            ))
+        );
+        assert_eq!(
+            describe_broker_resource("x", 1),
+            Err(AlterConfigError::InvalidRequest(
+                "Broker id must be an integer, but it is: x".into()
+            ))
+        );
+        assert_eq!(
+            alter_broker_resource("2", 1),
+            Err(AlterConfigError::InvalidRequest(
+                "Unexpected broker id, expected 1, but received 2".into()
+            ))
+        );
+        assert_eq!(
+            alter_broker_resource("x", 1),
+            Err(AlterConfigError::InvalidRequest(
+                "Node id must be an integer, but it is: x".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn create_topic_configs_refuse_nulls_and_keep_the_last_entry() {
+        let layers = ConfigLayers::default();
+        let configs = vec![
+            ("retention.ms".to_string(), Some("1".to_string())),
+            ("retention.ms".to_string(), Some("2".to_string())),
+        ];
+        assert_eq!(
+            create_topic_configs(&layers, &configs),
+            Ok(map(&[("retention.ms", "2")]))
+        );
+        let nulls = vec![
+            ("retention.ms".to_string(), None),
+            ("segment.ms".to_string(), None),
+        ];
+        assert_eq!(
+            create_topic_configs(&layers, &nulls).map_err(|e| e.to_string()),
+            Err("Null value not supported for topic configs: retention.ms,segment.ms".into())
+        );
+        let bad = vec![("cleanup.policy".to_string(), Some("forever".to_string()))];
+        assert_eq!(
+            create_topic_configs(&layers, &bad).map_err(|e| e.to_string()),
+            Err("Invalid value forever for configuration cleanup.policy: String must be one of: compact, delete".into())
         );
     }
 }
