@@ -223,14 +223,6 @@ impl<E: IndexEntry> Index<E> {
         &self.path
     }
 
-    /// Number of entries.
-    pub(crate) fn len(&self) -> usize {
-        match &*self.state.read() {
-            State::Active { entries, .. } => entries.len() / E::BYTES,
-            State::Sealed { entries, .. } => *entries,
-        }
-    }
-
     /// Whether an append would exceed the preallocated size. `reserve` entries are kept free (the
     /// time index keeps one for the entry written when the segment is sealed, as Kafka does).
     pub(crate) fn is_full(&self, reserve: usize) -> bool {

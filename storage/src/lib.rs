@@ -52,5 +52,5 @@ pub use config::{CleanupPolicy, LogConfig};
 pub use epoch::{EpochEntry, UNDEFINED_EPOCH_OFFSET};
 pub use error::StorageError;
 pub use log::{AppendInfo, LogOpenOptions, PartitionLog, ReadResult, TimestampAndOffset};
-pub use manager::LogManager;
+pub use manager::{BackgroundHandle, LogManager, LogManagerConfig};
 pub use snapshot::TopicId;
