@@ -1,1 +1,26 @@
-//! Harness for end-to-end tests: starts real `spate` processes on free ports.
+//! Harness for Spate's end-to-end tests: real `spate` processes, a real Apache Kafka as the
+//! differential baseline, and real Kafka clients in several languages.
+//!
+//! - [`spate::SpateNode`] starts `spate serve` on free loopback ports with a temp data dir;
+//! - [`kafka::KafkaNode`] starts Apache Kafka 4.3.1 (KRaft, one node) from the Maven jars;
+//! - [`target::Target`] is either, picked by `SPATE_E2E_TARGET` (`spate` default, or `kafka`);
+//! - [`clients`] puts every client library behind [`clients::KafkaClient`];
+//! - [`scenario`] is the standard round trip every client runs, checked by [`check`];
+//! - [`compat`] records each feature's outcome for `docs/compatibility.md`.
+//!
+//! Clients and Kafka are installed by `tests/setup`; a test that needs one that is missing
+//! fails and says so.
+#![deny(missing_docs)]
+
+pub mod check;
+pub mod clients;
+pub mod compat;
+pub mod kafka;
+pub mod paths;
+pub mod probe;
+pub mod process;
+pub mod rdkafka_client;
+pub mod records;
+pub mod scenario;
+pub mod spate;
+pub mod target;

@@ -1,0 +1,9 @@
+//! franz-go (with kadm) runs the standard client scenario.
+
+use spate_e2e::clients::{Program, ProgramClient};
+use spate_e2e::scenario;
+
+#[test]
+fn franz_go_round_trip_offsets_and_configs() {
+    scenario::must_pass(ProgramClient::find(Program::FranzGo));
+}
