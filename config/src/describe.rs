@@ -460,4 +460,80 @@ mod tests {
             )]
         );
     }
+    /// What an Apache Kafka 4.3 broker answered (DescribeConfigs v4 with synonyms) with
+    /// `log.retention.hours=24` and `log.cleanup.policy=compact, delete` in its static config and
+    /// `log.retention.ms=2000` set on the cluster default resource.
+    #[test]
+    fn matches_a_running_kafka_4_3_broker() {
+        let mut layers = ConfigLayers::from_static(map(&[
+            ("log.retention.hours", "24"),
+            ("log.cleanup.policy", "compact, delete"),
+        ]));
+        let before =
+            describe_topic_configs(&layers, &map(&[("retention.ms", "3000")])).expect("valid");
+        assert_eq!(
+            find(&before, "retention.ms").synonyms,
+            [synonym("retention.ms", "3000", ConfigSource::TopicConfig)]
+        );
+        layers
+            .dynamic_default
+            .insert("log.retention.ms".into(), "2000".into());
+        let topic = describe_topic_configs(&layers, &BTreeMap::new()).expect("valid");
+        let retention = find(&topic, "retention.ms");
+        assert_eq!(retention.value.as_deref(), Some("2000"));
+        assert_eq!(retention.source, ConfigSource::DynamicDefaultBrokerConfig);
+        assert_eq!(
+            retention.synonyms,
+            [
+                synonym(
+                    "log.retention.ms",
+                    "2000",
+                    ConfigSource::DynamicDefaultBrokerConfig
+                ),
+                synonym(
+                    "log.retention.hours",
+                    "24",
+                    ConfigSource::StaticBrokerConfig
+                ),
+                synonym("log.retention.hours", "168", ConfigSource::DefaultConfig),
+            ]
+        );
+        let policy = find(&topic, "cleanup.policy");
+        assert_eq!(policy.value.as_deref(), Some("compact,delete"));
+        assert_eq!(policy.source, ConfigSource::StaticBrokerConfig);
+        assert_eq!(
+            policy.synonyms,
+            [
+                synonym(
+                    "log.cleanup.policy",
+                    "compact, delete",
+                    ConfigSource::StaticBrokerConfig
+                ),
+                synonym("log.cleanup.policy", "delete", ConfigSource::DefaultConfig),
+            ]
+        );
+        let broker = describe_broker_configs(&layers);
+        assert_eq!(
+            broker.len(),
+            340,
+            "every non-internal Kafka 4.3 broker config"
+        );
+        let ms = find(&broker, "log.retention.ms");
+        assert_eq!(ms.source, ConfigSource::DynamicDefaultBrokerConfig);
+        assert_eq!(ms.synonyms, retention.synonyms);
+        assert_eq!(
+            find(&broker, "log.cleanup.policy").value.as_deref(),
+            Some("compact,delete")
+        );
+        let defaults = describe_cluster_default_configs(&layers);
+        assert_eq!(defaults.len(), 1);
+        assert_eq!(
+            defaults[0].synonyms,
+            [synonym(
+                "log.retention.ms",
+                "2000",
+                ConfigSource::DynamicDefaultBrokerConfig
+            )]
+        );
+    }
 }

@@ -118,6 +118,14 @@ pub fn render_reference() -> String {
     );
     let _ = writeln!(
         w,
+        "Differences from Kafka, on purpose: AlterConfigs refuses broker config names Spate does not \
+         know (Kafka stores them; Spate knows every Kafka 4.3 broker config, so only typos and newer \
+         names are refused); a dynamic change is checked against the related limits (for example \
+         `message.max.bytes` against `socket.request.max.bytes`) before it is accepted; and `listeners` \
+         and `listener.security.protocol.map` are read-only because Spate binds its listeners once.\n"
+    );
+    let _ = writeln!(
+        w,
         "When the quorum has fewer voters than Kafka's defaults for `offsets.topic.replication.factor` (3), \
          `transaction.state.log.replication.factor` (3) and `transaction.state.log.min.isr` (2) and they \
          are not set, Spate lowers them to the number of voters, so a single node can create its internal \
