@@ -303,3 +303,37 @@ fn random_cluster_id() -> Result<String> {
     }
     Ok(out)
 }
+
+/// JVM heap of one of Kafka's command-line tools (its own scripts use 256 MiB).
+pub const KAFKA_TOOL_HEAP_MIB: u32 = 256;
+/// Bound on one tool run.
+pub const KAFKA_TOOL_TIMEOUT_MS: u64 = 120_000;
+
+/// Kafka's `kafka-topics` main class.
+pub const TOPIC_COMMAND: &str = "org.apache.kafka.tools.TopicCommand";
+/// Kafka's `kafka-configs` main class.
+pub const CONFIG_COMMAND: &str = "kafka.admin.ConfigCommand";
+
+/// Runs one of Apache Kafka's command-line tools (`main_class`, e.g. [`TOPIC_COMMAND`]) from the
+/// Maven jars, as its shell script would, with output captured as `<work>/<name>.stdout|stderr`.
+pub fn run_tool(
+    main_class: &str,
+    args: &[String],
+    work: &Path,
+    name: &str,
+) -> Result<process::Output> {
+    let mut cmd = Command::new(java());
+    cmd.arg(format!("-Xmx{KAFKA_TOOL_HEAP_MIB}m"))
+        .arg("-Djava.awt.headless=true")
+        .arg("-cp")
+        .arg(kafka_classpath()?)
+        .arg(main_class)
+        .args(args)
+        .current_dir(work);
+    process::run(
+        &mut cmd,
+        work,
+        name,
+        Duration::from_millis(KAFKA_TOOL_TIMEOUT_MS),
+    )
+}

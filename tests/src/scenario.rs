@@ -61,12 +61,45 @@ fn seed_for(client: &str, codec: Codec) -> u64 {
     h
 }
 
+/// Every feature the scenario records for `client`, with the reason when it is unsupported.
+pub fn planned_features(client: &dyn KafkaClient) -> Vec<(String, Option<&'static str>)> {
+    let mut planned: Vec<(String, Option<&'static str>)> = Codec::ALL
+        .iter()
+        .map(|&c| (features::codec(c), client.unsupported(Feature::Codec(c))))
+        .collect();
+    planned.push((
+        features::CREATE_TOPIC.to_owned(),
+        client.unsupported(Feature::CreateTopic),
+    ));
+    planned.push((
+        features::LIST_OFFSETS.to_owned(),
+        client.unsupported(Feature::ListOffsetsByTimestamp),
+    ));
+    planned.push((
+        features::DESCRIBE_CONFIGS.to_owned(),
+        client.unsupported(Feature::DescribeConfigs),
+    ));
+    planned
+}
+
 /// Runs the scenario for `client` against the target `SPATE_E2E_TARGET` names; an error lists
 /// every failed step (the passing ones are in the results too).
 pub fn run(client: &dyn KafkaClient) -> Result<()> {
-    let target = Target::start(TargetOptions::default())?;
-    let kind = target.kind();
+    let kind = TargetKind::from_env()?;
     let mut results = Recorder::new("clients", client.name(), &client.describe(), kind)?;
+    let target = match Target::start_kind(kind, TargetOptions::default()) {
+        Ok(t) => t,
+        Err(e) => {
+            // Every step counts as failed, so the table shows the client was not served.
+            for (feature, unsupported) in planned_features(client) {
+                match unsupported {
+                    Some(reason) => results.record(&feature, Status::Unsupported, reason)?,
+                    None => results.record(&feature, Status::Fail, "the broker did not start")?,
+                }
+            }
+            return Err(e);
+        }
+    };
     let work = work_dir(kind, client.name())?;
     let bootstrap = target.bootstrap();
     eprintln!(

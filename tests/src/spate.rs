@@ -62,9 +62,11 @@ pub struct Listeners {
     pub kafka: String,
     /// Admin HTTP (metrics, health).
     pub admin: String,
-    /// Controller quorum listener.
+    /// Controller quorum listener (absent while the node runs the single-node local quorum).
+    #[serde(default)]
     pub controller: String,
-    /// CloudEvents ingress.
+    /// CloudEvents ingress (absent until the ingress is served).
+    #[serde(default)]
     pub cloudevents: String,
 }
 
