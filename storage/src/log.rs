@@ -629,11 +629,22 @@ impl PartitionLog {
     /// Seals the active segment and starts a new one at `new_base`. An empty active segment is
     /// replaced instead (or kept, when it already starts at `new_base`).
     fn roll_locked(&self, writer: &mut Writer, new_base: Offset) -> Result<Arc<Segment>> {
+        self.roll_with(writer, new_base, false)
+    }
+
+    /// [`PartitionLog::roll_locked`], optionally keeping an empty active segment as a sealed
+    /// one (truncation into a gap keeps it so that the log start stays inside a segment).
+    fn roll_with(
+        &self,
+        writer: &mut Writer,
+        new_base: Offset,
+        keep_empty: bool,
+    ) -> Result<Arc<Segment>> {
         let config = self.config.load_full();
         let segments = self.segments.load_full();
         let active = segments[segments.len() - 1].clone();
         let mut kept: Vec<Arc<Segment>> = segments[..segments.len() - 1].to_vec();
-        if active.size_bytes() == 0 {
+        if active.size_bytes() == 0 && !(keep_empty && active.base_offset < new_base) {
             if active.base_offset == new_base {
                 return Ok(active);
             }
@@ -855,8 +866,8 @@ impl PartitionLog {
 
     /// Removes every batch with a record at or past `offset` (replication divergence). Batches
     /// are atomic, so a batch containing `offset` goes whole and the log end becomes its base
-    /// offset; normally `offset` is a batch boundary (an epoch start). Returns whether anything
-    /// was removed.
+    /// offset; otherwise the log end becomes `offset` (normally a batch boundary such as an
+    /// epoch start), even inside a compaction gap. Returns whether anything was removed.
     pub fn truncate_to(&self, offset: Offset) -> Result<bool> {
         let mut writer = self.writer.lock();
         self.check_open(&writer)?;
@@ -874,9 +885,15 @@ impl PartitionLog {
         self.retire(&mut writer, &doomed)?;
         let target = segments[keep_count - 1].clone();
         let (replacement, new_leo) = self.truncate_segment(&mut writer, &target, offset)?;
+        let data_end = replacement.next_offset();
         let mut kept: Vec<Arc<Segment>> = segments[..keep_count - 1].to_vec();
         kept.push(Arc::new(replacement));
         self.segments.store(Arc::new(kept));
+        if data_end < new_leo {
+            // The cut lies in a gap past the kept data (a compacted log): an empty segment at
+            // the new log end records it, so a reopen finds the same log end (as Kafka).
+            self.roll_with(&mut writer, new_leo, true)?;
+        }
         self.log_end_offset.store(new_leo.0, Ordering::Release);
         self.log_start_offset.fetch_min(new_leo.0, Ordering::AcqRel);
         self.recovery_point.fetch_min(new_leo.0, Ordering::AcqRel);
@@ -896,6 +913,7 @@ impl PartitionLog {
         target: &Arc<Segment>,
         offset: Offset,
     ) -> Result<(Segment, Offset)> {
+        // Returns the new segment (holding whole batches before the cut) and the new log end.
         let config = self.config.load_full();
         let data = target.view()?;
         let (cut, new_leo) = match target.find_batch(&data, offset) {
@@ -927,8 +945,7 @@ impl PartitionLog {
         let kept = data.slice(..cut as usize);
         let scanned = scan(&kept, base, base, config.index_interval_bytes, false);
         drop(data);
-        let mut init = init_from_scan(&scanned, base, self.clock.now_ms());
-        init.next_offset = new_leo;
+        let init = init_from_scan(&scanned, base, self.clock.now_ms());
         let segment = activate(
             &self.dir,
             base,
