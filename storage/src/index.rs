@@ -484,7 +484,7 @@ mod tests {
             Some(300)
         );
         let reopened: Index<OffsetEntry> = Index::open_sealed(&path).expect("open");
-        assert_eq!(reopened.len(), 4);
+        assert_eq!(reopened.entries().expect("entries").len(), 4);
         assert_eq!(
             reopened.last().expect("last").map(|e| e.relative_offset),
             Some(40)

@@ -648,7 +648,7 @@ impl PartitionLog {
             if active.base_offset == new_base {
                 return Ok(active);
             }
-            self.retire(writer, &[active.clone()])?;
+            self.retire(writer, std::slice::from_ref(&active))?;
         } else {
             active.seal()?;
             kept.push(active.clone());
