@@ -16,7 +16,7 @@ use super::batch::{
     TimestampType,
 };
 use super::compression::{self, CompressionError};
-use super::record::{Header, Record, RecordError};
+use super::record::{Header, Record, RecordError, RecordParts};
 use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 
 /// The timestamp Kafka writes when there is none (`RecordBatch.NO_TIMESTAMP`).
@@ -285,7 +285,7 @@ impl RecordBatchBuilder {
         // the base timestamp is.
         self.records_size_bytes = self
             .records_size_bytes
-            .saturating_add(to_record(&record, 0).encoded_size_bytes());
+            .saturating_add(parts(&record, 0).encoded_size_bytes());
         self.records.push(record);
         Ok(())
     }
@@ -356,7 +356,7 @@ impl RecordBatchBuilder {
                         base_timestamp,
                     },
                 )?;
-                to_record(pending, timestamp_delta).encode(out);
+                parts(pending, timestamp_delta).encode(out);
             }
             Ok(())
         };
@@ -412,14 +412,14 @@ fn put_at(out: &mut [u8], at: usize, bytes: &[u8]) {
     out[at..at + bytes.len()].copy_from_slice(bytes);
 }
 
-fn to_record(pending: &PendingRecord, timestamp_delta: i64) -> Record {
-    Record {
-        offset_delta: pending.offset_delta,
-        timestamp_delta,
-        key: pending.key.clone(),
-        value: pending.value.clone(),
-        headers: pending.headers.clone(),
+fn parts(pending: &PendingRecord, timestamp_delta: i64) -> RecordParts<'_> {
+    RecordParts {
         attributes: pending.attributes,
+        timestamp_delta,
+        offset_delta: pending.offset_delta,
+        key: &pending.key,
+        value: &pending.value,
+        headers: &pending.headers,
     }
 }
 

@@ -191,30 +191,7 @@ impl Record {
 
     /// Size of this record once encoded, length prefix included.
     pub fn encoded_size_bytes(&self) -> usize {
-        let body = self.body_size_bytes();
-        varint::varint_size_bytes(i32::try_from(body).unwrap_or(i32::MAX)) + body
-    }
-
-    fn body_size_bytes(&self) -> usize {
-        fn nullable(field: &Option<Bytes>) -> usize {
-            match field {
-                None => 1,
-                Some(b) => varint::varint_size_bytes(len_i32(b.len())) + b.len(),
-            }
-        }
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|h| {
-                varint::varint_size_bytes(len_i32(h.key.len())) + h.key.len() + nullable(&h.value)
-            })
-            .sum();
-        1 + varint::varlong_size_bytes(self.timestamp_delta)
-            + varint::varint_size_bytes(self.offset_delta)
-            + nullable(&self.key)
-            + nullable(&self.value)
-            + varint::varint_size_bytes(len_i32(self.headers.len()))
-            + headers
+        self.parts().encoded_size_bytes()
     }
 
     /// Appends the encoded record (length prefix included) to `out`.
@@ -222,23 +199,84 @@ impl Record {
     /// Lengths beyond `i32::MAX` cannot be encoded; callers bound record sizes long before that
     /// (the builder refuses them), so here they are clamped rather than checked twice.
     pub fn encode<B: BufMut>(&self, out: &mut B) {
-        fn put_nullable<B: BufMut>(out: &mut B, field: &Option<Bytes>) {
-            match field {
-                None => varint::put_varint(out, -1),
-                Some(b) => {
-                    varint::put_varint(out, len_i32(b.len()));
-                    out.put_slice(b);
-                }
-            }
+        self.parts().encode(out);
+    }
+
+    fn parts(&self) -> RecordParts<'_> {
+        RecordParts {
+            attributes: self.attributes,
+            timestamp_delta: self.timestamp_delta,
+            offset_delta: self.offset_delta,
+            key: &self.key,
+            value: &self.value,
+            headers: &self.headers,
         }
+    }
+}
+
+/// The fields of a record by reference, so the builder can encode without assembling a
+/// [`Record`] (and cloning its headers) first.
+pub(crate) struct RecordParts<'a> {
+    pub(crate) attributes: i8,
+    pub(crate) timestamp_delta: i64,
+    pub(crate) offset_delta: i32,
+    pub(crate) key: &'a Option<Bytes>,
+    pub(crate) value: &'a Option<Bytes>,
+    pub(crate) headers: &'a [Header],
+}
+
+fn nullable_size_bytes(field: &Option<Bytes>) -> usize {
+    match field {
+        None => 1,
+        Some(b) => varint::varint_size_bytes(len_i32(b.len())) + b.len(),
+    }
+}
+
+fn put_nullable<B: BufMut>(out: &mut B, field: &Option<Bytes>) {
+    match field {
+        None => varint::put_varint(out, -1),
+        Some(b) => {
+            varint::put_varint(out, len_i32(b.len()));
+            out.put_slice(b);
+        }
+    }
+}
+
+impl RecordParts<'_> {
+    fn body_size_bytes(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| {
+                varint::varint_size_bytes(len_i32(h.key.len()))
+                    + h.key.len()
+                    + nullable_size_bytes(&h.value)
+            })
+            .sum();
+        1 + varint::varlong_size_bytes(self.timestamp_delta)
+            + varint::varint_size_bytes(self.offset_delta)
+            + nullable_size_bytes(self.key)
+            + nullable_size_bytes(self.value)
+            + varint::varint_size_bytes(len_i32(self.headers.len()))
+            + headers
+    }
+
+    /// Size once encoded, length prefix included.
+    pub(crate) fn encoded_size_bytes(&self) -> usize {
+        let body = self.body_size_bytes();
+        varint::varint_size_bytes(len_i32(body)) + body
+    }
+
+    /// Appends the encoded record, length prefix included.
+    pub(crate) fn encode<B: BufMut>(&self, out: &mut B) {
         varint::put_varint(out, len_i32(self.body_size_bytes()));
         out.put_i8(self.attributes);
         varint::put_varlong(out, self.timestamp_delta);
         varint::put_varint(out, self.offset_delta);
-        put_nullable(out, &self.key);
-        put_nullable(out, &self.value);
+        put_nullable(out, self.key);
+        put_nullable(out, self.value);
         varint::put_varint(out, len_i32(self.headers.len()));
-        for header in &self.headers {
+        for header in self.headers {
             varint::put_varint(out, len_i32(header.key.len()));
             out.put_slice(&header.key);
             put_nullable(out, &header.value);
