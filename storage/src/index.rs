@@ -349,11 +349,11 @@ impl<E: IndexEntry> Index<E> {
                 return Ok(());
             }
             *checked = true;
-            let Some(handle) = file.take() else {
+            let Some(handle) = file.as_ref() else {
                 *usable = false;
                 return Ok(());
             };
-            let mapped = map_whole(&handle, &self.path)?;
+            let mapped = map_whole(handle, &self.path)?;
             if let Some(mapped) = mapped {
                 let count = (mapped.len() / E::BYTES).min(*entries);
                 let mut prev: Option<E> = None;
@@ -403,8 +403,23 @@ impl<E: IndexEntry> Index<E> {
         Ok(())
     }
 
+    /// fsyncs a sealed index file (after [`Index::seal`] without fsync).
+    pub(crate) fn fsync(&self) -> Result<()> {
+        match &*self.state.read() {
+            State::Sealed {
+                file: Some(file), ..
+            } => file.sync_all().map_err(|e| StorageError::io(&self.path, e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Writes all entries, trims the file to them, fsyncs it and makes the index immutable.
     pub(crate) fn seal(&self) -> Result<()> {
+        self.seal_with(true)
+    }
+
+    /// [`Index::seal`], leaving the fsync to a later [`Index::fsync`] when `fsync` is false.
+    pub(crate) fn seal_with(&self, fsync: bool) -> Result<()> {
         let mut state = self.state.write();
         let State::Active {
             entries,
@@ -422,8 +437,10 @@ impl<E: IndexEntry> Index<E> {
         // Trimming is safe: an active index file is never mapped.
         file.set_len(entries.len() as u64)
             .map_err(|e| StorageError::io(&self.path, e))?;
-        file.sync_all()
-            .map_err(|e| StorageError::io(&self.path, e))?;
+        if fsync {
+            file.sync_all()
+                .map_err(|e| StorageError::io(&self.path, e))?;
+        }
         let count = entries.len() / E::BYTES;
         let handle = file
             .try_clone()

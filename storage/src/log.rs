@@ -128,7 +128,8 @@ pub struct PartitionLog {
     segments: ArcSwap<Vec<Arc<Segment>>>,
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
-    recovery_point: AtomicI64,
+    /// Shared with the threads that fsync rolled segments.
+    recovery_point: Arc<AtomicI64>,
     /// Set by the broker; retention never deletes past it. `i64::MAX` until set.
     high_watermark: AtomicI64,
     /// First offset not yet compacted.
@@ -241,7 +242,7 @@ impl PartitionLog {
             segments: ArcSwap::from_pointee(segments),
             log_start_offset: AtomicI64::new(log_start.0),
             log_end_offset: AtomicI64::new(leo.0),
-            recovery_point: AtomicI64::new(leo.0),
+            recovery_point: Arc::new(AtomicI64::new(leo.0)),
             high_watermark: AtomicI64::new(i64::MAX),
             cleaner_offset: AtomicI64::new(cleaner_offset.0),
             writer: Mutex::new(Writer {
@@ -650,7 +651,7 @@ impl PartitionLog {
             }
             self.retire(writer, std::slice::from_ref(&active))?;
         } else {
-            active.seal()?;
+            active.seal_with(false)?;
             kept.push(active.clone());
         }
         if let Some(previous) = kept.last()
@@ -668,13 +669,52 @@ impl PartitionLog {
             self.clock.now_ms(),
         )?);
         fsync_dir(&self.dir)?;
+        let recovery_point = self.recovery_point();
+        let unflushed: Vec<Arc<Segment>> = kept
+            .iter()
+            .filter(|s| s.next_offset() > recovery_point)
+            .cloned()
+            .collect();
         kept.push(segment.clone());
         self.segments.store(Arc::new(kept));
         writer.cursor = IndexCursor::default();
-        // The sealed segment was fsynced whole.
-        self.recovery_point
-            .fetch_max(active.next_offset().0.min(new_base.0), Ordering::AcqRel);
+        if active.size_bytes() > 0 && !active.is_retired() {
+            self.fsync_rolled(unflushed);
+        }
         Ok(segment)
+    }
+
+    /// fsyncs a just-rolled segment on a background thread (as Kafka's scheduler does), then
+    /// advances the recovery point past it; the append that rolled does not wait for the disk.
+    /// The recovery point only moves forward, and a failed fsync leaves it behind, so a restart
+    /// rescans that segment.
+    fn fsync_rolled(&self, unflushed: Vec<Arc<Segment>>) {
+        let recovery_point = self.recovery_point.clone();
+        let dir = self.dir.clone();
+        // Every sealed segment past the recovery point is fsynced, not just the one rolled now,
+        // so threads finishing out of order never move the recovery point past unsynced data.
+        let task = move || {
+            for segment in &unflushed {
+                if segment.is_retired() {
+                    continue;
+                }
+                if let Err(err) = segment.fsync_sealed() {
+                    tracing::error!(dir = %dir.display(), %err, "fsync of a rolled segment failed");
+                    return;
+                }
+            }
+            if let Some(last) = unflushed.last()
+                && !last.is_retired()
+            {
+                recovery_point.fetch_max(last.next_offset().0, Ordering::AcqRel);
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("spate-segment-fsync".to_owned())
+            .spawn(task);
+        if let Err(err) = spawned {
+            tracing::warn!(%err, "no thread for the roll fsync; the next flush covers it");
+        }
     }
 
     /// Rolls the active segment now if it holds any data (Kafka's `roll()`).

@@ -620,6 +620,12 @@ impl Segment {
     ///
     /// Trimming the log is safe: no map ever covers more than the published size.
     pub(crate) fn seal(&self) -> Result<()> {
+        self.seal_with(true)
+    }
+
+    /// [`Segment::seal`] without the fsyncs, which [`Segment::fsync_sealed`] does later (a roll
+    /// leaves them to a background thread so the append that rolled does not wait for them).
+    pub(crate) fn seal_with(&self, fsync: bool) -> Result<()> {
         let max = self.max_timestamp();
         if max.timestamp > self.time_index_last_timestamp().unwrap_or(NO_TIMESTAMP) {
             let _ = self.time_index.append(TimeEntry {
@@ -632,11 +638,22 @@ impl Segment {
                 .set_len(self.size_bytes())
                 .map_err(|e| StorageError::io(&self.log_path, e))?;
         }
+        if fsync {
+            self.log
+                .sync_all()
+                .map_err(|e| StorageError::io(&self.log_path, e))?;
+        }
+        self.offset_index.seal_with(fsync)?;
+        self.time_index.seal_with(fsync)
+    }
+
+    /// fsyncs the log and both indexes of a sealed segment.
+    pub(crate) fn fsync_sealed(&self) -> Result<()> {
         self.log
             .sync_all()
             .map_err(|e| StorageError::io(&self.log_path, e))?;
-        self.offset_index.seal()?;
-        self.time_index.seal()
+        self.offset_index.fsync()?;
+        self.time_index.fsync()
     }
 
     /// Renames the files to `<name>.deleted`. Readers holding views are unaffected.
