@@ -28,7 +28,12 @@ impl ProducerIdBlock {
                 }
             }
             let _guard = self.refill.lock().await;
-            if self.range.lock().0 < self.range.lock().1 {
+            let has_free = {
+                let range = self.range.lock();
+                range.0 < range.1
+            };
+            if has_free {
+                // Another caller refilled while this one waited.
                 continue;
             }
             let reply = broker
