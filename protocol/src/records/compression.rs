@@ -30,6 +30,10 @@ pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
 /// limit and that of the Java client's zstd-jni, so every frame any Kafka client writes decodes;
 /// it also bounds the decoder's memory per stream whatever the frame header claims.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+/// Largest zstd decompression context kept for reuse on a thread. A context holds buffers for
+/// the largest window it has decoded; 8 MiB covers the windows of the default levels (a 2 MiB
+/// window at level 3) while not pinning a 128 MiB window to every thread after one odd frame.
+pub const ZSTD_CONTEXT_RETAINED_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Input bytes per xerial snappy block, as `snappy-java`'s `SnappyOutputStream` uses by default.
 pub const SNAPPY_XERIAL_BLOCK_SIZE_BYTES: usize = 32 * 1024;
 /// The most a raw snappy block can expand its input: the densest element is a 3-byte copy that
@@ -207,15 +211,51 @@ pub fn decompress(
             input.len(),
             max_inflated_bytes,
         ),
-        Compression::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::with_buffer(&input[..])
-                .map_err(|e| corrupt(codec, e))?;
-            decoder
-                .window_log_max(ZSTD_WINDOW_LOG_MAX)
-                .map_err(|e| corrupt(codec, e))?;
-            read_capped(decoder, codec, input.len(), max_inflated_bytes)
-        }
+        Compression::Zstd => decompress_zstd(input, max_inflated_bytes),
     }
+}
+
+thread_local! {
+    /// One zstd decompression context per thread, reused across batches: creating a context
+    /// costs more than decoding a typical 16 KiB producer batch.
+    static ZSTD_CONTEXT: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn new_zstd_context() -> Result<zstd::zstd_safe::DCtx<'static>, CompressionError> {
+    let mut context = zstd::zstd_safe::DCtx::create();
+    context
+        .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+            ZSTD_WINDOW_LOG_MAX,
+        ))
+        .map_err(|code| corrupt(Compression::Zstd, zstd::zstd_safe::get_error_name(code)))?;
+    Ok(context)
+}
+
+fn decompress_zstd(input: &Bytes, max_inflated_bytes: usize) -> Result<Bytes, CompressionError> {
+    let codec = Compression::Zstd;
+    ZSTD_CONTEXT.with(|cell| {
+        // The cell is only borrowed here and nothing below re-enters it; should it ever be
+        // busy, a one-off context does the job.
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            let mut context = new_zstd_context()?;
+            let decoder = zstd::stream::read::Decoder::with_context(&input[..], &mut context);
+            return read_capped(decoder, codec, input.len(), max_inflated_bytes);
+        };
+        let mut context = match slot.take() {
+            Some(context) => context,
+            None => new_zstd_context()?,
+        };
+        // `with_context` resets the session, so nothing of the previous stream leaks in.
+        let decoder = zstd::stream::read::Decoder::with_context(&input[..], &mut context);
+        let result = read_capped(decoder, codec, input.len(), max_inflated_bytes);
+        // A context keeps buffers sized for the largest window it has seen; one grown past a
+        // typical producer's window is dropped rather than pinned to the thread.
+        if context.sizeof() <= ZSTD_CONTEXT_RETAINED_BYTES_MAX {
+            *slot = Some(context);
+        }
+        result
+    })
 }
 
 /// Reads `reader` to its end, failing as soon as it yields more than `max_inflated_bytes`.
@@ -400,6 +440,30 @@ mod tests {
                 "{codec:?}"
             );
         }
+    }
+
+    /// The per-thread zstd context is reused: a stream cut short, a corrupt one or one over the
+    /// cap must not leave state behind that changes how the next stream decodes.
+    #[test]
+    fn zstd_context_reuse_leaves_nothing_behind() {
+        let input = sample(200_000);
+        let packed = compress(Compression::Zstd, &input).expect("compress");
+        let cut = packed.slice(..packed.len() / 2);
+        let mut garbled = packed.to_vec();
+        garbled[packed.len() / 2] ^= 0xff;
+        let garbled = Bytes::from(garbled);
+        for bad in [&cut, &garbled] {
+            assert!(decompress(Compression::Zstd, bad, input.len()).is_err());
+            assert_eq!(
+                decompress(Compression::Zstd, &packed, input.len()).expect("good stream"),
+                input
+            );
+        }
+        assert!(decompress(Compression::Zstd, &packed, 1000).is_err());
+        assert_eq!(
+            decompress(Compression::Zstd, &packed, input.len()).expect("good stream"),
+            input
+        );
     }
 
     #[test]
