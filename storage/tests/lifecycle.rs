@@ -350,3 +350,73 @@ fn clock_now(clock: &spate_storage::ManualClock) -> i64 {
     use spate_storage::Clock;
     clock.now_ms()
 }
+
+#[test]
+fn compaction_and_retention_run_beside_appends_and_readers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = clock();
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::CompactAndDelete,
+        retention_bytes: 64 * 1024,
+        retention_ms: -1,
+        ..small_config()
+    };
+    let log = std::sync::Arc::new(open(dir.path(), config, &clock));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let done_ref = &done;
+    std::thread::scope(|scope| {
+        let writer = log.clone();
+        scope.spawn(move || {
+            for round in 0..1500 {
+                let v = format!("{round}");
+                let key = format!("k{}", round % 17);
+                writer
+                    .append_as_leader(
+                        &[keyed_batch(&[(key.as_str(), Some(v.as_str()))], T0_MS)],
+                        LeaderEpoch(0),
+                        None,
+                    )
+                    .expect("append");
+            }
+            done_ref.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let cleaner = log.clone();
+        scope.spawn(move || {
+            while !done_ref.load(std::sync::atomic::Ordering::SeqCst) {
+                cleaner
+                    .compact(true, CLEANER_OFFSET_MAP_BYTES_DEFAULT)
+                    .expect("compact");
+                cleaner.apply_retention().expect("retention");
+            }
+        });
+        let reader = log.clone();
+        scope.spawn(move || {
+            for _ in 0..200 {
+                let start = reader.log_start_offset();
+                match reader.read(start, 8192, Offset(i64::MAX), true) {
+                    Ok(r) => {
+                        let mut last = -1;
+                        for b in batches_of(r.records) {
+                            b.verify_crc().expect("intact");
+                            assert!(b.base_offset().0 > last, "offsets increase");
+                            last = b.last_offset().0;
+                        }
+                    }
+                    // Retention may move the start between the two calls.
+                    Err(StorageError::OffsetOutOfRange { .. }) => {}
+                    Err(err) => panic!("read failed: {err}"),
+                }
+            }
+        });
+    });
+    assert_eq!(log.log_end_offset(), Offset(1500));
+    let latest = compacted_view(&log);
+    for k in 0..17 {
+        let key = format!("k{k}");
+        let last_round = (0..1500).rev().find(|r| r % 17 == k).expect("round");
+        assert_eq!(
+            latest[&key].1.as_deref(),
+            Some(last_round.to_string().as_str())
+        );
+    }
+}
