@@ -645,30 +645,43 @@ impl PartitionLog {
         let segments = self.segments.load_full();
         let active = segments[segments.len() - 1].clone();
         let mut kept: Vec<Arc<Segment>> = segments[..segments.len() - 1].to_vec();
-        if active.size_bytes() == 0 && !(keep_empty && active.base_offset < new_base) {
-            if active.base_offset == new_base {
-                return Ok(active);
-            }
+        let replace_active =
+            active.size_bytes() == 0 && !(keep_empty && active.base_offset < new_base);
+        if replace_active && active.base_offset == new_base {
+            return Ok(active);
+        }
+        // Check before changing anything, so a refused roll leaves the log as it was.
+        let previous_end = if replace_active {
+            kept.last().map(|s| s.next_offset())
+        } else {
+            Some(active.next_offset())
+        };
+        if let Some(previous_end) = previous_end
+            && previous_end > new_base
+        {
+            return Err(StorageError::OffsetsOutOfOrder {
+                first_offset: new_base,
+                expected_at_least: previous_end,
+            });
+        }
+        if replace_active {
             self.retire(writer, std::slice::from_ref(&active))?;
         } else {
             active.seal_with(false)?;
             kept.push(active.clone());
         }
-        if let Some(previous) = kept.last()
-            && previous.next_offset() > new_base
-        {
-            return Err(StorageError::OffsetsOutOfOrder {
-                first_offset: new_base,
-                expected_at_least: previous.next_offset(),
-            });
-        }
-        let segment = Arc::new(Segment::create(
-            &self.dir,
-            new_base,
-            &config,
-            self.clock.now_ms(),
-        )?);
-        fsync_dir(&self.dir)?;
+        let created = Segment::create(&self.dir, new_base, &config, self.clock.now_ms())
+            .and_then(|segment| fsync_dir(&self.dir).map(|()| segment));
+        let segment = match created {
+            Ok(segment) => Arc::new(segment),
+            Err(err) => {
+                if replace_active {
+                    // The list still names the retired segment; only a reopen sets it right.
+                    writer.state = WriterState::Failed;
+                }
+                return Err(err);
+            }
+        };
         let recovery_point = self.recovery_point();
         let unflushed: Vec<Arc<Segment>> = kept
             .iter()
@@ -922,9 +935,18 @@ impl PartitionLog {
         }
         let keep_count = segments.partition_point(|s| s.base_offset <= offset);
         let doomed: Vec<Arc<Segment>> = segments[keep_count..].iter().rev().cloned().collect();
-        self.retire(&mut writer, &doomed)?;
         let target = segments[keep_count - 1].clone();
-        let (replacement, new_leo) = self.truncate_segment(&mut writer, &target, offset)?;
+        let truncated = self
+            .retire(&mut writer, &doomed)
+            .and_then(|()| self.truncate_segment(&mut writer, &target, offset));
+        let (replacement, new_leo) = match truncated {
+            Ok(done) => done,
+            Err(err) => {
+                // Segments may be retired while still listed; a reopen recovers the files.
+                writer.state = WriterState::Failed;
+                return Err(err);
+            }
+        };
         let data_end = replacement.next_offset();
         let mut kept: Vec<Arc<Segment>> = segments[..keep_count - 1].to_vec();
         kept.push(Arc::new(replacement));
@@ -1221,7 +1243,16 @@ impl PartitionLog {
         let segments = self.segments.load_full();
         let now = self.clock.now_ms();
         if writer.state == WriterState::Open {
-            for segment in segments.iter() {
+            // Segments wholly below the recovery point are already sealed and fsynced.
+            let recovery_point = self.recovery_point();
+            for (i, segment) in segments.iter().rev().enumerate() {
+                let active = i == 0;
+                if !active
+                    && segment.next_offset() <= recovery_point
+                    && segment.base_offset < recovery_point
+                {
+                    break;
+                }
                 segment.seal()?;
             }
             self.recovery_point
@@ -1314,6 +1345,20 @@ impl PartitionLog {
     pub(crate) fn swap_segments(&self, old: &[Arc<Segment>], swaps: Vec<SwapIn>) -> Result<bool> {
         let mut writer = self.writer.lock();
         self.check_open(&writer)?;
+        let swapped = self.swap_segments_locked(&mut writer, old, swaps);
+        if swapped.is_err() {
+            // A swap that failed half-way is finished or undone by the swap recovery at open.
+            writer.state = WriterState::Failed;
+        }
+        swapped
+    }
+
+    fn swap_segments_locked(
+        &self,
+        writer: &mut Writer,
+        old: &[Arc<Segment>],
+        swaps: Vec<SwapIn>,
+    ) -> Result<bool> {
         let config = self.config.load_full();
         let current = self.segments.load_full();
         let Some(first) = old.first() else {
@@ -1339,7 +1384,7 @@ impl PartitionLog {
             swap_paths.push((swap_path, log_path));
         }
         fsync_dir(&self.dir)?;
-        self.retire(&mut writer, old)?;
+        self.retire(writer, old)?;
         let mut replacements = Vec::with_capacity(swaps.len());
         for (swap, (swap_path, log_path)) in swaps.into_iter().zip(swap_paths) {
             fs::rename(&swap_path, &log_path).map_err(|e| StorageError::io(&log_path, e))?;
@@ -1729,10 +1774,16 @@ fn load_trusted(
             }
         }
     }
-    if let Some(entry) = last_entry
-        && next_offset.is_none_or(|n| base.plus(i64::from(entry.relative_offset)) >= n)
-    {
-        return Ok(None);
+    // The last offset-index entry must point at the start of the batch it names.
+    if let Some(entry) = last_entry {
+        let named = base.plus(i64::from(entry.relative_offset));
+        match BatchHeader::parse(&data, start) {
+            Ok(header) if header.last_offset == named => {}
+            _ => {
+                tracing::warn!(path = %index_path.display(), "last index entry does not match the log; rebuilding");
+                return Ok(None);
+            }
+        }
     }
     let max_timestamp = match time_index.last().ok().flatten() {
         Some(entry) => MaxTimestamp {
@@ -1744,8 +1795,34 @@ fn load_trusted(
             offset: base,
         },
     };
-    if next_offset.is_some_and(|n| max_timestamp.offset >= n) {
-        return Ok(None);
+    // The last time-index entry must name a batch holding exactly that timestamp; retention
+    // trusts it, so a plausible-looking garbage entry must not get through.
+    if max_timestamp.timestamp != NO_TIMESTAMP {
+        if next_offset.is_none_or(|n| max_timestamp.offset >= n) {
+            return Ok(None);
+        }
+        let relative = max_timestamp.offset.0 - base.0;
+        let from = match offset_index.floor(relative) {
+            Ok(Some(entry)) => u64::from(entry.position),
+            _ => 0,
+        };
+        let mut position = from;
+        let mut matched = false;
+        while position < len {
+            match BatchHeader::parse(&data, position) {
+                Ok(header) if header.last_offset < max_timestamp.offset => position = header.end(),
+                Ok(header) => {
+                    matched = header.last_offset == max_timestamp.offset
+                        && header.max_timestamp == max_timestamp.timestamp;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if !matched {
+            tracing::warn!(path = %time_path.display(), "time index does not match the log; rebuilding");
+            return Ok(None);
+        }
     }
     let handle = log.try_clone().map_err(|e| StorageError::io(log_path, e))?;
     Ok(Some(Loaded {

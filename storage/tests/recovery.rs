@@ -285,3 +285,24 @@ fn interrupted_truncation_swap_is_completed_on_open() {
         first.next_offset().0
     );
 }
+
+#[test]
+fn plausible_garbage_in_a_time_index_cannot_expire_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = clock();
+    let config = LogConfig {
+        retention_ms: 24 * 60 * 60 * 1000,
+        ..small_config()
+    };
+    {
+        let log = open(dir.path(), config.clone(), &clock);
+        append_n(&log, 200);
+        log.close().expect("close");
+    }
+    // A well-formed entry claiming the segment's newest record is from 1970.
+    let time_indexes = segment_files(dir.path(), ".timeindex");
+    fs::write(&time_indexes[0], [0u8; 12]).expect("write");
+    let log = open(dir.path(), config, &clock);
+    assert_eq!(log.apply_retention().expect("retention"), 0);
+    assert_eq!(log.log_start_offset(), Offset(0));
+}
