@@ -22,8 +22,9 @@ pub enum VarintError {
 
 /// Reads a zigzag varint (32-bit) at `*pos`, not reading at or past `end`, and advances `*pos`.
 ///
-/// `end` must not exceed `buf.len()`.
+/// An `end` past `buf.len()` is treated as `buf.len()`.
 pub fn read_varint(buf: &[u8], pos: &mut usize, end: usize) -> Result<i32, VarintError> {
+    let end = end.min(buf.len());
     let mut raw: u32 = 0;
     let mut at = *pos;
     for i in 0..VARINT_SIZE_BYTES_MAX {
@@ -44,8 +45,9 @@ pub fn read_varint(buf: &[u8], pos: &mut usize, end: usize) -> Result<i32, Varin
 
 /// Reads a zigzag varlong (64-bit) at `*pos`, not reading at or past `end`, and advances `*pos`.
 ///
-/// `end` must not exceed `buf.len()`.
+/// An `end` past `buf.len()` is treated as `buf.len()`.
 pub fn read_varlong(buf: &[u8], pos: &mut usize, end: usize) -> Result<i64, VarintError> {
+    let end = end.min(buf.len());
     let mut raw: u64 = 0;
     let mut at = *pos;
     for i in 0..VARLONG_SIZE_BYTES_MAX {
