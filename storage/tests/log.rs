@@ -356,3 +356,55 @@ fn readers_run_while_a_writer_appends() {
         }
     });
 }
+
+#[test]
+fn preallocated_segments_are_trimmed_on_roll_and_recovered_after_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = clock();
+    let config = LogConfig {
+        preallocate: true,
+        ..small_config()
+    };
+    {
+        let log = open(dir.path(), config.clone(), &clock);
+        append_n(&log, 150);
+        let bases = log.segment_base_offsets();
+        assert!(bases.len() > 2);
+        // Sealed segments hold exactly their data; the active one is still preallocated.
+        let sealed = dir.path().join(format!("{:020}.log", bases[0].0));
+        assert!(std::fs::metadata(&sealed).expect("meta").len() < 4096);
+        let active = dir
+            .path()
+            .join(format!("{:020}.log", bases[bases.len() - 1].0));
+        assert_eq!(std::fs::metadata(&active).expect("meta").len(), 4096);
+        // Unclean stop with a zero-filled preallocated tail.
+    }
+    let log = open(dir.path(), config.clone(), &clock);
+    assert_eq!(log.log_end_offset(), Offset(150));
+    append_n(&log, 10);
+    log.close().expect("close");
+    drop(log);
+    let log = open(dir.path(), config, &clock);
+    let all = read_all(&log, Offset(0));
+    assert_eq!(all.len(), 160);
+    assert_eq!(all[155].1, Bytes::from("v155"));
+}
+
+#[test]
+fn flush_messages_advances_the_recovery_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = clock();
+    let config = LogConfig {
+        flush_messages: 5,
+        ..LogConfig::default()
+    };
+    let log = open(dir.path(), config, &clock);
+    append_n(&log, 4);
+    assert_eq!(log.recovery_point(), Offset(0));
+    append_n(&log, 1);
+    assert_eq!(log.recovery_point(), Offset(5));
+    append_n(&log, 3);
+    assert_eq!(log.recovery_point(), Offset(5));
+    log.flush().expect("flush");
+    assert_eq!(log.recovery_point(), Offset(8));
+}

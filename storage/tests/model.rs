@@ -19,8 +19,9 @@ use spate_storage::{
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// Batches of records: (key index, value length, timestamp step).
-    Append(Vec<Vec<(u8, u16, u8)>>),
+    /// Batches of records: (key index, value length, timestamp step), and whether a new leader
+    /// epoch starts with this append.
+    Append(Vec<Vec<(u8, u16, u8)>>, bool),
     Read {
         at: u16,
         max_bytes: u16,
@@ -49,7 +50,8 @@ fn op() -> impl Strategy<Value = Op> {
     let record = (0u8..6, 0u16..300, 0u8..3);
     let batch = prop::collection::vec(record, 1..5);
     prop_oneof![
-        6 => prop::collection::vec(batch, 1..3).prop_map(Op::Append),
+        6 => (prop::collection::vec(batch, 1..3), prop::bool::weighted(0.2))
+            .prop_map(|(batches, bump)| Op::Append(batches, bump)),
         3 => (any::<u16>(), 1u16..3000).prop_map(|(at, max_bytes)| Op::Read { at, max_bytes }),
         2 => any::<u16>().prop_map(|at| Op::Lookup { at }),
         1 => Just(Op::Roll),
@@ -79,6 +81,9 @@ struct ModelBatch {
 
 struct Model {
     batches: Vec<ModelBatch>,
+    /// Leader epochs as (epoch, start offset), Kafka's LeaderEpochFileCache semantics.
+    epochs: Vec<(i32, i64)>,
+    epoch: i32,
     log_start: i64,
     log_end: i64,
     next_timestamp: i64,
@@ -174,8 +179,47 @@ fn log_records(log: &PartitionLog) -> Vec<ModelRecord> {
     out
 }
 
+/// Kafka's `truncateFromStart`: entries at or before the new start collapse into one at it.
+fn epochs_from_start(epochs: &mut Vec<(i32, i64)>, start: i64) {
+    let before = epochs.iter().filter(|(_, s)| *s <= start).count();
+    if before > 0 {
+        let epoch = epochs[before - 1].0;
+        epochs.drain(..before);
+        epochs.insert(0, (epoch, start));
+    }
+}
+
+/// Kafka's `endOffsetFor` over the model's entries.
+fn model_end_offset(epochs: &[(i32, i64)], requested: i32, log_end: i64) -> (i32, i64) {
+    if epochs.last().map(|(e, _)| *e) == Some(requested) {
+        return (requested, log_end);
+    }
+    let Some(higher) = epochs.iter().find(|(e, _)| *e > requested) else {
+        return (-1, -1);
+    };
+    match epochs.iter().rev().find(|(e, _)| *e <= requested) {
+        None => (requested, higher.1),
+        Some(floor) => (floor.0, higher.1),
+    }
+}
+
 fn check(log: &PartitionLog, model: &Model) -> Result<(), TestCaseError> {
     prop_assert_eq!(log.log_end_offset().0, model.log_end);
+    let epochs: Vec<(i32, i64)> = log
+        .epoch_entries()
+        .iter()
+        .map(|e| (e.epoch.0, e.start_offset.0))
+        .collect();
+    prop_assert_eq!(&epochs, &model.epochs);
+    for requested in 0..=model.epoch + 1 {
+        let (epoch, end) = log.end_offset_for_epoch(LeaderEpoch(requested));
+        prop_assert_eq!(
+            (epoch.0, end.0),
+            model_end_offset(&model.epochs, requested, model.log_end),
+            "OffsetForLeaderEpoch({})",
+            requested
+        );
+    }
     prop_assert_eq!(log.log_start_offset().0, model.log_start);
     let actual = log_records(log);
     let expected: Vec<ModelRecord> = model.records().into_iter().cloned().collect();
@@ -189,13 +233,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut log = open(dir.path(), &clock, 0);
     let mut model = Model {
         batches: Vec::new(),
+        epochs: Vec::new(),
+        epoch: 0,
         log_start: 0,
         log_end: 0,
         next_timestamp: T0_MS,
     };
     for op in ops {
         match op {
-            Op::Append(batches) => {
+            Op::Append(batches, bump) => {
+                if bump {
+                    model.epoch += 1;
+                }
                 let mut built = Vec::new();
                 let mut contents = Vec::new();
                 for records in &batches {
@@ -204,9 +253,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     contents.push(recs);
                 }
                 let info = log
-                    .append_as_leader(&built, LeaderEpoch(1), None)
+                    .append_as_leader(&built, LeaderEpoch(model.epoch), None)
                     .expect("append");
                 prop_assert_eq!(info.first_offset.0, model.log_end);
+                if model.epochs.last().is_none_or(|(e, _)| *e < model.epoch) {
+                    // Kafka's assign: entries that would break monotonicity go.
+                    let (epoch, start) = (model.epoch, model.log_end);
+                    model.epochs.retain(|(e, s)| *e < epoch && *s < start);
+                    model.epochs.push((epoch, start));
+                }
                 for recs in contents {
                     let base = model.log_end;
                     let records: Vec<ModelRecord> = recs
@@ -294,6 +349,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         target
                     );
                     model.batches.retain(|b| b.last < new_end);
+                    model.epochs.retain(|(_, start)| *start < new_end);
                     model.log_end = new_end;
                     model.log_start = model.log_start.min(new_end);
                 }
@@ -307,6 +363,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let start = log.log_start_offset().0;
                 prop_assert!(start >= model.log_start);
                 model.log_start = start;
+                epochs_from_start(&mut model.epochs, start);
             }
             Op::DeleteRecords { at } => {
                 let span = model.log_end - model.log_start + 1;
@@ -314,6 +371,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let start = log.delete_records_before(Offset(target)).expect("delete");
                 prop_assert_eq!(start.0, target.max(model.log_start));
                 model.log_start = start.0;
+                epochs_from_start(&mut model.epochs, start.0);
             }
             Op::Compact => {
                 let before: BTreeMap<u8, (i64, Bytes)> = model
@@ -357,6 +415,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 drop(log);
                 log = open(dir.path(), &clock, model.log_start);
+                // Loading drops epochs starting at or past the log end (Kafka's load does
+                // `truncateFromEnd(logEndOffset)`), which matters when the log is empty.
+                model.epochs.retain(|(_, start)| *start < model.log_end);
                 for entry in std::fs::read_dir(dir.path()).expect("ls") {
                     let name = entry
                         .expect("entry")
