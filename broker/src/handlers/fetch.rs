@@ -370,8 +370,7 @@ impl FetchPlan {
         let answers = match self.mode {
             SessionMode::Incremental(id) => {
                 // Only partitions with something new go back; remember what was sent.
-                let changed = self
-                    .broker
+                self.broker
                     .fetch_sessions
                     .update(id, |session| {
                         answers
@@ -394,8 +393,7 @@ impl FetchPlan {
                             })
                             .collect::<Vec<_>>()
                     })
-                    .unwrap_or_default();
-                changed
+                    .unwrap_or_default()
             }
             _ => answers,
         };
