@@ -79,7 +79,6 @@ struct ModelRecord {
 
 #[derive(Debug, Clone)]
 struct ModelBatch {
-    base: i64,
     last: i64,
     records: Vec<ModelRecord>,
 }
@@ -280,11 +279,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         })
                         .collect();
                     let last = base + records.len() as i64 - 1;
-                    model.batches.push(ModelBatch {
-                        base,
-                        last,
-                        records,
-                    });
+                    model.batches.push(ModelBatch { last, records });
                     model.log_end = last + 1;
                 }
             }
