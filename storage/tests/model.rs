@@ -314,11 +314,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     })
                     .collect();
                 let last = base + records.len() as i64 - 1;
-                model.batches.push(ModelBatch {
-                    base,
-                    last,
-                    records,
-                });
+                model.batches.push(ModelBatch { last, records });
                 model.log_end = last + 1;
                 if model.epochs.last().is_none_or(|(e, _)| *e < model.epoch) {
                     let epoch = model.epoch;
