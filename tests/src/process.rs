@@ -46,14 +46,34 @@ fn append(path: &Path) -> Result<File> {
         .with_context(|| format!("cannot open log file {}", path.display()))
 }
 
-/// The command line, for messages.
+/// Arguments longer than this are shortened in messages (a Java classpath runs to kilobytes).
+const ARG_CHARS_SHOWN_MAX: usize = 120;
+
+/// The command line, for messages, with very long arguments shortened.
 pub fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
     for arg in cmd.get_args() {
+        let arg = arg.to_string_lossy();
         s.push(' ');
-        s.push_str(&arg.to_string_lossy());
+        if arg.chars().count() > ARG_CHARS_SHOWN_MAX {
+            s.extend(arg.chars().take(ARG_CHARS_SHOWN_MAX));
+            s.push('…');
+        } else {
+            s.push_str(&arg);
+        }
     }
     s
+}
+
+/// The last non-empty line of a log file, shortened, for one-line summaries.
+fn last_line(path: &Path) -> String {
+    let text = tail(path, 2048);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    line.trim().chars().take(300).collect()
 }
 
 /// Waits for `child` to exit for at most `timeout`; `None` if it is still running then.
@@ -142,10 +162,13 @@ pub fn run(cmd: &mut Command, dir: &Path, name: &str, timeout: Duration) -> Resu
             format!("did not finish within {timeout:?}")
         }
     };
+    // The first line is a summary (it becomes the compatibility table's detail); the command
+    // and the ends of its output follow.
     bail!(
-        "`{}` {failure} after {:.1?}\n--- stderr ({}) ---\n{}\n--- stdout ({}) ---\n{}",
-        describe(cmd),
+        "{name} {failure} after {:.1?}: {}\ncommand: {}\n--- stderr ({}) ---\n{}\n--- stdout ({}) ---\n{}",
         started.elapsed(),
+        last_line(&output.stderr),
+        describe(cmd),
         output.stderr.display(),
         tail(&output.stderr, LOG_TAIL_BYTES),
         output.stdout.display(),

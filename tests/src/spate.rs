@@ -64,10 +64,10 @@ pub struct Listeners {
     pub admin: String,
     /// Controller quorum listener (absent while the node runs the single-node local quorum).
     #[serde(default)]
-    pub controller: String,
+    pub controller: Option<String>,
     /// CloudEvents ingress (absent until the ingress is served).
     #[serde(default)]
-    pub cloudevents: String,
+    pub cloudevents: Option<String>,
 }
 
 /// The `spate` binary: `$SPATE_BIN` if set, else `spate` beside this test's build output.
@@ -172,7 +172,7 @@ impl SpateNode {
         let previous = self.listeners.take();
         let kafka = port_of(previous.as_ref().map(|l| &l.kafka));
         let admin = port_of(previous.as_ref().map(|l| &l.admin));
-        let cloudevents = port_of(previous.as_ref().map(|l| &l.cloudevents));
+        let cloudevents = port_of(previous.as_ref().and_then(|l| l.cloudevents.as_ref()));
         let controller = format!("127.0.0.1:{}", self.controller_port);
         let node_id = self.options.node_id;
 
@@ -195,6 +195,12 @@ impl SpateNode {
         cmd.args(&self.options.extra_args)
             .current_dir(self.dir.path())
             .env("RUST_BACKTRACE", "1");
+        // The node is configured by the flags above alone, not by a developer's SPATE_* shell.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SPATE_") {
+                cmd.env_remove(&name);
+            }
+        }
         self.starts += 1;
         let marker = format!("=== start {} ===\n", self.starts);
         for log in [self.stdout(), self.stderr()] {

@@ -29,7 +29,11 @@ fn a_node_serves_metadata_and_survives_restart_and_kill() {
 
     if let Target::Spate(node) = &target {
         let listeners = node.listeners().expect("listeners.json was read");
-        for addr in [&listeners.kafka, &listeners.admin, &listeners.cloudevents] {
+        // Kafka and admin are always there; the quorum and ingress listeners once they exist.
+        let mut addrs = vec![&listeners.kafka, &listeners.admin];
+        addrs.extend(listeners.controller.as_ref());
+        addrs.extend(listeners.cloudevents.as_ref());
+        for addr in addrs {
             assert!(
                 !addr.ends_with(":0"),
                 "{addr} must be the bound port, not 0"

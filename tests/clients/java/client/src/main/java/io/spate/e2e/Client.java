@@ -138,6 +138,10 @@ public final class Client {
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, a.get("codec"));
         p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+        // Give up on a record after 60 s (default 120 s), inside the harness's bound on a run;
+        // it must exceed linger.ms + request.timeout.ms.
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 60_000);
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, (int) REQUEST_TIMEOUT.toMillis());
         RecordMetadata[] delivered = new RecordMetadata[records.size()];
         AtomicReference<Exception> error = new AtomicReference<>();
         try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
