@@ -323,3 +323,29 @@ pub fn build_and_read_back(input: BuilderInput) {
         );
     }
 }
+
+/// A byte stream as a client connection delivers it: frames split by the size-capped codec, each
+/// frame's header decoded, and every servable request body decoded with the schemas of its API
+/// and version. Nothing may panic; errors are the expected outcome for most inputs.
+pub fn request_stream(data: &[u8]) {
+    use spate_protocol::frame::FrameCodec;
+    use spate_protocol::header::decode_request;
+    use spate_protocol::kafka_protocol::messages::RequestKind;
+    use spate_protocol::versions::is_servable;
+    use tokio_util::codec::Decoder;
+
+    // A small cap so that the "too large" path is reached often.
+    let mut codec = FrameCodec::new(64 * 1024);
+    let mut buf = bytes::BytesMut::from(data);
+    while let Ok(Some(frame)) = codec.decode(&mut buf) {
+        let Ok(raw) = decode_request(frame) else {
+            continue;
+        };
+        let version = raw.header.request_api_version;
+        if !is_servable(raw.api_key, version) {
+            continue;
+        }
+        let mut body = raw.body;
+        let _ = RequestKind::decode(raw.api_key, &mut body, version);
+    }
+}
