@@ -204,3 +204,62 @@ async fn unknown_api_key_and_malformed_body_close_the_connection() {
         .await;
     assert_eq!(response.error_code, 0);
 }
+
+/// A request claiming ~2^31 array elements in a few bytes is refused without allocating them:
+/// the connection closes and the broker keeps serving (Metadata (3) v1 topics array).
+#[tokio::test]
+async fn huge_array_count_in_a_tiny_request_does_not_take_the_broker_down() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let mut frame = encode_request(ApiKey::Metadata, 1, 1, &MetadataRequest::default()).to_vec();
+    let len = frame.len();
+    frame[len - 4..].copy_from_slice(&i32::MAX.to_be_bytes());
+    client.write_frame(&frame).await;
+    assert!(client.is_closed_by_broker().await);
+    let mut fine = broker.client().await;
+    let response: ApiVersionsResponse = fine
+        .send(ApiKey::ApiVersions, 3, &api_versions_request())
+        .await;
+    assert_eq!(response.error_code, 0);
+}
+
+/// InitProducerId (22) v4 from many connections at once: every producer gets a distinct id at
+/// epoch 0, across a block refill from the controller.
+#[tokio::test]
+async fn init_producer_id_hands_out_distinct_ids_concurrently() {
+    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
+    let broker = TestBroker::start().await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let addr = broker.addr();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(addr).await;
+            let mut ids = Vec::new();
+            for _ in 0..200 {
+                let response: InitProducerIdResponse = client
+                    .send(
+                        ApiKey::InitProducerId,
+                        4,
+                        &InitProducerIdRequest::default()
+                            .with_transactional_id(None)
+                            .with_transaction_timeout_ms(60_000)
+                            .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                            .with_producer_epoch(-1),
+                    )
+                    .await;
+                assert_eq!(response.error_code, 0);
+                assert_eq!(response.producer_epoch, 0);
+                ids.push(response.producer_id.0);
+            }
+            ids
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("client task"));
+    }
+    let count = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), count, "producer ids must be unique");
+}

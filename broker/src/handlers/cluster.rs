@@ -68,8 +68,11 @@ pub async fn init_producer_id(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request.transactional_id.is_some() {
-        return failed(ErrorCode::CoordinatorNotAvailable);
+    match &request.transactional_id {
+        None => {}
+        // Kafka refuses an empty transactional id outright.
+        Some(id) if id.0.is_empty() => return failed(ErrorCode::InvalidRequest),
+        Some(_) => return failed(ErrorCode::CoordinatorNotAvailable),
     }
     match broker.producer_ids.next_id(broker).await {
         Ok(id) => InitProducerIdResponse::default()
