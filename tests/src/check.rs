@@ -50,6 +50,27 @@ impl Log {
             .collect()
     }
 
+    /// The log as the producer's delivery reports describe it, for records with explicit
+    /// timestamps: what ListOffsets can be checked against when consuming failed. `None` unless
+    /// every record has a report and a timestamp.
+    pub fn from_delivery(records: &[Record], produced: &[Produced]) -> Option<Log> {
+        if produced.len() != records.len() {
+            return None;
+        }
+        let mut log = Log::default();
+        for d in produced {
+            let ts = records.get(d.index)?.timestamp?;
+            log.partitions
+                .entry(d.partition)
+                .or_default()
+                .push((d.offset, ts));
+        }
+        for records in log.partitions.values_mut() {
+            records.sort_unstable();
+        }
+        Some(log)
+    }
+
     /// Timestamps worth asking about: before everything, the first, a middle one of each
     /// partition, the last, and after everything.
     pub fn probe_timestamps(&self) -> Vec<i64> {

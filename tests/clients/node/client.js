@@ -156,6 +156,12 @@ async function consume (args) {
   let finish
   const done = new Promise(resolve => { finish = resolve })
   const timer = setTimeout(finish, timeoutMs)
+  // A crash kafkajs will not recover from ends the wait at once, with its reason.
+  let crash = null
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    crash = payload.error
+    if (!payload.restart) finish()
+  })
   await consumer.run({
     autoCommit: false,
     eachBatch: async ({ batch }) => {
@@ -178,7 +184,10 @@ async function consume (args) {
   clearTimeout(timer)
   fs.closeSync(out)
   await consumer.disconnect()
-  if (count < expect) fail(`consumed ${count} of ${expect} records within ${timeoutMs} ms`)
+  if (count < expect) {
+    if (crash) fail(`consumer crashed after ${count} of ${expect} records: ${crash.name}: ${crash.message}`)
+    fail(`consumed ${count} of ${expect} records within ${timeoutMs} ms`)
+  }
 }
 
 async function listOffsets (args) {
