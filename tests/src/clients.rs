@@ -301,6 +301,11 @@ impl ProgramClient {
         timeout_ms: u64,
     ) -> Result<process::Output> {
         let mut cmd = Command::new(&self.command[0]);
+        if self.program == Program::Java {
+            // The compression codecs unpack native libraries into the temp dir at every start;
+            // keep them in the work dir instead of leaving them in the shared /tmp.
+            cmd.arg(format!("-Djava.io.tmpdir={}", work.display()));
+        }
         cmd.args(&self.command[1..]).args(args).current_dir(work);
         process::run(
             &mut cmd,

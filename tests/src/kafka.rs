@@ -170,6 +170,9 @@ impl KafkaNode {
             .arg(format!("-Xmx{KAFKA_HEAP_MIB}m"))
             .arg("-XX:+UseG1GC")
             .arg("-Djava.awt.headless=true")
+            // Compression libraries unpack native code into the temp dir on every start; keep it
+            // inside this node's directory, which goes with the node.
+            .arg(format!("-Djava.io.tmpdir={}", self.dir.path().display()))
             .arg(format!(
                 "-Dlog4j2.configurationFile={}",
                 self.dir.path().join("log4j2.properties").display()
@@ -325,6 +328,8 @@ pub fn run_tool(
     let mut cmd = Command::new(java());
     cmd.arg(format!("-Xmx{KAFKA_TOOL_HEAP_MIB}m"))
         .arg("-Djava.awt.headless=true")
+        // Native libraries the JVM unpacks go to the work dir, not the shared /tmp.
+        .arg(format!("-Djava.io.tmpdir={}", work.display()))
         .arg("-cp")
         .arg(kafka_classpath()?)
         .arg(main_class)
