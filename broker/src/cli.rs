@@ -6,8 +6,9 @@ use clap::{Parser, Subcommand};
 use spate_config::node::{LogFormat, NodeArgs, NodeConfig};
 use spate_protocol::types::NodeId;
 
-use crate::server::{self, ServeOptions};
+use crate::server::{self, QuorumSettings, ServeOptions};
 use crate::settings::BrokerSettings;
+use spate_controller::quorum::QuorumTiming;
 
 /// Spate: a Kafka-compatible event broker.
 #[derive(Debug, Parser)]
@@ -55,7 +56,29 @@ pub fn serve_options(config: &NodeConfig) -> ServeOptions {
             ..BrokerSettings::default()
         },
         static_configs: config.static_broker_configs(),
+        quorum: QuorumSettings {
+            listen: config.controller_listen.to_string(),
+            voters: config
+                .controller_voters
+                .iter()
+                .map(|voter| (NodeId(voter.id), voter.address.to_string()))
+                .collect(),
+            timing: QuorumTiming {
+                election_timeout_ms: positive_ms(broker.controller_quorum_election_timeout_ms),
+                broker_session_timeout_ms: positive_ms(broker.broker_session_timeout_ms),
+                broker_heartbeat_interval_ms: positive_ms(broker.broker_heartbeat_interval_ms),
+                leader_rebalance_interval_ms: broker
+                    .auto_leader_rebalance_enable
+                    .then(|| (broker.leader_imbalance_check_interval_seconds.max(1) as u64) * 1000),
+                ..QuorumTiming::default()
+            },
+        },
     }
+}
+
+/// A millisecond setting as the quorum takes it (at least 1).
+fn positive_ms(value: i32) -> u64 {
+    value.max(1) as u64
 }
 
 /// Entry point of the binary.

@@ -64,8 +64,11 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// The node id reported as controller. With the single-node quorum it is this node.
+    /// The node id reported as controller: the metadata quorum's leader, or this node while no
+    /// leader is known (any node accepts metadata changes and forwards them to the leader).
     pub fn controller_id(&self) -> i32 {
-        self.node_id.0
+        self.metadata
+            .controller_id()
+            .map_or(self.node_id.0, |id| id.0)
     }
 }

@@ -1,17 +1,19 @@
 //! Startup, the bounded accept loop, and graceful shutdown.
 //!
-//! Startup order: open the metadata quorum, bind every listener (port 0 allowed), register this
-//! broker with its advertised address (the bound port when none is configured), start serving,
-//! and only then write `<data_dir>/listeners.json` — the signal, for tools and tests, that the
-//! node is ready.
+//! Startup order: start the metadata quorum (its controller listener first), bind every
+//! listener (port 0 allowed), register this broker with its advertised address (the bound port
+//! when none is configured) and wait until the controller unfences it, start serving, and only
+//! then write `<data_dir>/listeners.json` — the signal, for tools and tests, that the node is
+//! ready. Shutdown runs the other way: a controlled shutdown moves this broker's leaderships
+//! away first.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use spate_controller::controller::ControllerSettings;
-use spate_controller::frontend::{ControllerReply, ControllerRequest, MetadataFrontend};
-use spate_controller::local::LocalQuorum;
+use spate_controller::frontend::MetadataFrontend;
+use spate_controller::quorum::{QuorumOptions, QuorumTiming, RaftQuorum};
 use spate_controller::records::Endpoint;
 use spate_protocol::types::NodeId;
 use tokio::net::TcpListener;
@@ -53,7 +55,34 @@ pub struct ServeOptions {
     pub settings: BrokerSettings,
     /// Broker configs from the file, environment and flags, by Kafka name.
     pub static_configs: std::collections::BTreeMap<String, String>,
+    /// How this node takes part in the metadata quorum.
+    pub quorum: QuorumSettings,
 }
+
+/// How a node takes part in the metadata quorum.
+#[derive(Debug, Clone)]
+pub struct QuorumSettings {
+    /// Controller listener bind address (port 0 binds a free port).
+    pub listen: String,
+    /// `controller.quorum.voters` as (id, address); empty means this node is the only voter.
+    pub voters: Vec<(NodeId, String)>,
+    /// Quorum timing (election timeout, broker session, …).
+    pub timing: QuorumTiming,
+}
+
+impl Default for QuorumSettings {
+    /// A single-node quorum on a free loopback port.
+    fn default() -> Self {
+        QuorumSettings {
+            listen: "127.0.0.1:0".into(),
+            voters: Vec::new(),
+            timing: QuorumTiming::default(),
+        }
+    }
+}
+
+/// How long a clean shutdown waits for the controller to move this broker's leaderships away.
+const CONTROLLED_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +108,9 @@ pub enum StartError {
     /// The data directory belongs to another cluster or node.
     #[error("{0}")]
     Identity(String),
-    /// The metadata log could not be opened.
+    /// The metadata quorum could not start.
     #[error(transparent)]
-    Metadata(#[from] spate_controller::local::LocalQuorumError),
+    Metadata(#[from] spate_controller::quorum::StartError),
     /// The controller refused the registration.
     #[error("broker registration failed: {0}")]
     Registration(String),
@@ -96,8 +125,11 @@ pub struct RunningServer {
     pub kafka_addr: SocketAddr,
     /// The bound admin address.
     pub admin_addr: SocketAddr,
+    /// The bound controller (quorum) address.
+    pub controller_addr: SocketAddr,
     /// The shared broker state.
     pub broker: Arc<Broker>,
+    quorum: Arc<RaftQuorum>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -143,7 +175,10 @@ fn load_identity(options: &ServeOptions) -> Result<String, StartError> {
             Ok(stored_cluster)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = options.cluster_id.clone().unwrap_or_else(new_cluster_id);
+            let cluster_id = options
+                .cluster_id
+                .clone()
+                .unwrap_or_else(|| default_cluster_id(options));
             let text = format!(
                 "#\n#Written by spate\nnode.id={}\ncluster.id={cluster_id}\nversion=1\n",
                 options.node_id
@@ -155,10 +190,36 @@ fn load_identity(options: &ServeOptions) -> Result<String, StartError> {
     }
 }
 
-/// A cluster id in Kafka's form: a random UUID in URL-safe base64 without padding.
-fn new_cluster_id() -> String {
+/// The cluster id a node adopts when none is configured. A single node makes up a random one.
+/// Members of a cluster must agree without talking first (three StatefulSet pods start at once,
+/// from configs that differ only in the node id), so theirs is derived from the voter list they
+/// share.
+fn default_cluster_id(options: &ServeOptions) -> String {
+    let voters = &options.quorum.voters;
+    let alone = voters.is_empty() || (voters.len() == 1 && voters[0].0 == options.node_id);
+    if alone {
+        return cluster_id_text(Uuid::new_v4().into_bytes());
+    }
+    let mut canonical: Vec<String> = voters.iter().map(|(id, a)| format!("{id}@{a}")).collect();
+    canonical.sort();
+    // FNV-1a, twice with different offsets: stable across builds and platforms, unlike std's
+    // hasher, and 128 bits like a UUID.
+    let fnv = |offset: u64| {
+        canonical.join(",").bytes().fold(offset, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let high = fnv(0xcbf2_9ce4_8422_2325);
+    let low = fnv(0x6c62_272e_07bb_0142);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&high.to_be_bytes());
+    bytes[8..].copy_from_slice(&low.to_be_bytes());
+    cluster_id_text(bytes)
+}
+
+/// A cluster id in Kafka's form: a UUID's 16 bytes in URL-safe base64 without padding.
+fn cluster_id_text(bytes: [u8; 16]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = Uuid::new_v4().into_bytes();
     let mut bits: u128 = u128::from_be_bytes(bytes);
     // 128 bits → 22 six-bit digits (the last carries 2 bits, padded as base64 does).
     bits <<= 4;
@@ -194,14 +255,27 @@ fn split_host_port(address: &str) -> Option<(String, u16)> {
 pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&options.data_dir).map_err(data_dir_error(&options.data_dir))?;
     let cluster_id = load_identity(&options)?;
-    let quorum = LocalQuorum::open(
-        &options.data_dir,
-        ControllerSettings {
+    let advertised_host = options
+        .kafka_advertise
+        .as_deref()
+        .and_then(split_host_port)
+        .map(|(host, _)| host);
+    let quorum = RaftQuorum::start(QuorumOptions {
+        node_id: options.node_id,
+        data_dir: options.data_dir.clone(),
+        cluster_id: cluster_id.clone(),
+        listen: options.quorum.listen.clone(),
+        voters: options.quorum.voters.clone(),
+        advertised_host,
+        timing: options.quorum.timing.clone(),
+        controller: ControllerSettings {
             default_partitions: options.settings.num_partitions,
             default_replication_factor: options.settings.default_replication_factor,
         },
-    )?;
-    let metadata: Arc<dyn MetadataFrontend> = Arc::new(quorum);
+    })
+    .await?;
+    let controller_addr = quorum.controller_addr();
+    let metadata: Arc<dyn MetadataFrontend> = quorum.clone();
 
     let kafka_listener = TcpListener::bind(&options.kafka_listen)
         .await
@@ -230,25 +304,18 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
         .unwrap_or_else(|| kafka_addr.to_string());
     let (host, port) =
         split_host_port(&advertised).ok_or_else(|| StartError::Advertise(advertised.clone()))?;
-    let registration = metadata
-        .submit(ControllerRequest::RegisterBroker {
-            broker_id: options.node_id,
-            incarnation_id: Uuid::new_v4(),
-            endpoints: vec![Endpoint {
+    let broker_epoch = quorum
+        .register_broker(
+            vec![Endpoint {
                 name: "PLAINTEXT".into(),
                 host,
                 port: u32::from(port),
                 security_protocol: 0,
             }],
-            rack: options.rack.clone(),
-        })
+            options.rack.clone(),
+        )
         .await
         .map_err(|e| StartError::Registration(e.to_string()))?;
-    let ControllerReply::BrokerRegistered { broker_epoch } = registration else {
-        return Err(StartError::Registration(format!(
-            "unexpected controller reply {registration:?}"
-        )));
-    };
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let broker = Arc::new(Broker {
@@ -283,7 +350,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
     ));
 
     let listeners = format!(
-        "{{\"kafka\":\"{kafka_addr}\",\"admin\":\"{admin_addr}\",\"advertised\":\"{advertised}\"}}\n"
+        "{{\"kafka\":\"{kafka_addr}\",\"admin\":\"{admin_addr}\",\"controller\":\"{controller_addr}\",\"advertised\":\"{advertised}\"}}\n"
     );
     let path = options.data_dir.join(LISTENERS_FILE_NAME);
     write_atomically(&path, listeners.as_bytes()).map_err(data_dir_error(&path))?;
@@ -291,7 +358,9 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         kafka_addr,
         admin_addr,
+        controller_addr,
         broker,
+        quorum,
         shutdown,
         tasks,
     })
@@ -385,10 +454,22 @@ impl RunningServer {
     /// Stops accepting, closes connections after their owed responses, waits for every task,
     /// then snapshots producer state and closes the logs.
     pub async fn shutdown(mut self) {
+        // Leadership moves first, while this broker still serves (Kafka's controlled shutdown).
+        let moved = tokio::time::timeout(
+            CONTROLLED_SHUTDOWN_TIMEOUT,
+            self.quorum.controlled_shutdown(self.broker.broker_epoch),
+        )
+        .await;
+        match moved {
+            Ok(Ok(())) => tracing::info!("controlled shutdown: leaderships moved, broker fenced"),
+            Ok(Err(error)) => tracing::warn!(%error, "controlled shutdown failed; stopping anyway"),
+            Err(_) => tracing::warn!("controlled shutdown timed out; stopping anyway"),
+        }
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
         let broker = self.broker.clone();
         let _ = tokio::task::spawn_blocking(move || broker.replicas.shutdown()).await;
+        self.quorum.shutdown().await;
         tracing::info!("spate stopped");
     }
 }

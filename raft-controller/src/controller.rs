@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use spate_protocol::types::NodeId;
 use uuid::Uuid;
 
-use crate::image::MetadataImage;
+use crate::image::{MetadataImage, PartitionState, TopicImage};
 use crate::records::{
-    BrokerFencingRecord, ConfigRecord, Endpoint, MetadataRecord, PartitionRecord,
-    ProducerIdsRecord, Record, RegisterBrokerRecord, RemoveTopicRecord, TopicRecord,
+    BrokerFencingRecord, ConfigRecord, Endpoint, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, ProducerIdsRecord, Record, RegisterBrokerRecord, RemoveTopicRecord,
+    ReplicaList, TopicRecord,
 };
 
 /// Longest legal topic name, as Kafka (`Topic.MAX_NAME_LENGTH`).
@@ -123,18 +124,27 @@ fn collision_key(name: &str) -> String {
     name.replace('.', "_")
 }
 
-/// Registers (or re-registers) a broker. Single-node and controller-local brokers are unfenced
-/// at once; a cluster controller unfences on the first heartbeat instead.
+/// Registers (or re-registers) a broker. The registration starts fenced: the broker is unfenced
+/// by its first heartbeat once it has caught up with the metadata log (as KRaft does), so a
+/// broker never leads anything before it knows the cluster.
+///
+/// A broker that registers again with a new incarnation restarted: whatever it led is led
+/// elsewhere now (its unflushed log tail may be gone), exactly as if it had been fenced.
 pub fn register_broker(
     image: &MetadataImage,
     broker_id: NodeId,
     incarnation_id: Uuid,
     endpoints: Vec<Endpoint>,
     rack: Option<String>,
-    unfence: bool,
 ) -> Vec<MetadataRecord> {
     let broker_epoch = image.offset + 1;
-    let mut records = vec![MetadataRecord::new(Record::RegisterBroker(
+    let mut records = Vec::new();
+    if let Some(previous) = image.broker(broker_id)
+        && !previous.fenced
+    {
+        records.extend(move_away_from(image, broker_id));
+    }
+    records.push(MetadataRecord::new(Record::RegisterBroker(
         RegisterBrokerRecord {
             broker_id: broker_id.0,
             incarnation_id: incarnation_id.as_bytes().to_vec(),
@@ -143,17 +153,375 @@ pub fn register_broker(
             rack,
             fenced: true,
         },
-    ))];
-    if unfence {
-        records.push(MetadataRecord::new(Record::BrokerFencing(
-            BrokerFencingRecord {
-                broker_id: broker_id.0,
-                broker_epoch,
-                fenced: false,
-            },
-        )));
+    )));
+    records
+}
+
+/// Every topic in name order, so that decisions list their records deterministically.
+fn topics_by_name(image: &MetadataImage) -> Vec<&std::sync::Arc<TopicImage>> {
+    let mut topics: Vec<_> = image.topics().collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    topics
+}
+
+fn is_live(image: &MetadataImage, id: NodeId) -> bool {
+    image.broker(id).is_some_and(|b| !b.fenced)
+}
+
+fn partition_change(
+    topic: &TopicImage,
+    partition: &PartitionState,
+    leader: Option<Option<NodeId>>,
+    isr: Option<Vec<NodeId>>,
+) -> MetadataRecord {
+    MetadataRecord::new(Record::PartitionChange(PartitionChangeRecord {
+        topic_id: topic.id.as_bytes().to_vec(),
+        partition_id: partition.id.0,
+        leader: leader.map(|l| l.map_or(-1, |id| id.0)),
+        isr: isr.map(|ids| ReplicaList {
+            ids: ids.iter().map(|id| id.0).collect(),
+        }),
+        replicas: None,
+    }))
+}
+
+/// The partition changes that take `broker` out of service: every partition it leads gets the
+/// first live in-sync replica (in preferred order) as leader, or none; it leaves every ISR it is
+/// in, except as the last member (so that it can lead again when it returns: no unclean
+/// election).
+fn move_away_from(image: &MetadataImage, broker: NodeId) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    for topic in topics_by_name(image) {
+        for partition in topic.partitions.values() {
+            let in_isr = partition.isr.contains(&broker);
+            let shrunk_isr: Vec<NodeId> = partition
+                .isr
+                .iter()
+                .copied()
+                .filter(|id| *id != broker)
+                .collect();
+            if partition.leader == Some(broker) {
+                let successor = partition
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|id| *id != broker && shrunk_isr.contains(id) && is_live(image, *id));
+                let isr = (!shrunk_isr.is_empty() && in_isr).then_some(shrunk_isr);
+                records.push(partition_change(topic, partition, Some(successor), isr));
+            } else if in_isr && !shrunk_isr.is_empty() {
+                records.push(partition_change(topic, partition, None, Some(shrunk_isr)));
+            }
+        }
     }
     records
+}
+
+/// Fences a broker whose session expired, or that asked for a controlled shutdown: its
+/// leaderships move to other in-sync replicas and it leaves the ISRs. Nothing when the epoch is
+/// stale or the broker is fenced already.
+pub fn fence_broker(
+    image: &MetadataImage,
+    broker_id: NodeId,
+    broker_epoch: i64,
+) -> Vec<MetadataRecord> {
+    let Some(broker) = image.broker(broker_id) else {
+        return Vec::new();
+    };
+    if broker.epoch != broker_epoch || broker.fenced {
+        return Vec::new();
+    }
+    let mut records = move_away_from(image, broker_id);
+    records.push(MetadataRecord::new(Record::BrokerFencing(
+        BrokerFencingRecord {
+            broker_id: broker_id.0,
+            broker_epoch,
+            fenced: true,
+        },
+    )));
+    records
+}
+
+/// Unfences a broker, and gives it the leadership of every leaderless partition whose ISR it is
+/// in (it was the last in-sync replica when that partition went offline).
+pub fn unfence_broker(
+    image: &MetadataImage,
+    broker_id: NodeId,
+    broker_epoch: i64,
+) -> Vec<MetadataRecord> {
+    let mut records = vec![MetadataRecord::new(Record::BrokerFencing(
+        BrokerFencingRecord {
+            broker_id: broker_id.0,
+            broker_epoch,
+            fenced: false,
+        },
+    ))];
+    for topic in topics_by_name(image) {
+        for partition in topic.partitions.values() {
+            if partition.leader.is_none() && partition.isr.contains(&broker_id) {
+                records.push(partition_change(
+                    topic,
+                    partition,
+                    Some(Some(broker_id)),
+                    None,
+                ));
+            }
+        }
+    }
+    records
+}
+
+/// What a broker's heartbeat decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatOutcome {
+    /// The broker's epoch is not its current registration: it must register again.
+    StaleBrokerEpoch,
+    /// The broker stays or becomes this.
+    Fenced(bool),
+}
+
+/// Decides a broker heartbeat: a fenced broker that has applied the metadata log up to its own
+/// registration is unfenced (KRaft's rule: it knows the cluster, so it may lead).
+pub fn broker_heartbeat(
+    image: &MetadataImage,
+    broker_id: NodeId,
+    broker_epoch: i64,
+    metadata_offset: i64,
+) -> (HeartbeatOutcome, Vec<MetadataRecord>) {
+    let Some(broker) = image.broker(broker_id) else {
+        return (HeartbeatOutcome::StaleBrokerEpoch, Vec::new());
+    };
+    if broker.epoch != broker_epoch {
+        return (HeartbeatOutcome::StaleBrokerEpoch, Vec::new());
+    }
+    if broker.fenced && metadata_offset >= broker_epoch {
+        return (
+            HeartbeatOutcome::Fenced(false),
+            unfence_broker(image, broker_id, broker_epoch),
+        );
+    }
+    (HeartbeatOutcome::Fenced(broker.fenced), Vec::new())
+}
+
+/// Why an AlterPartition change was refused (each maps to Kafka's error of the same name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlterPartitionError {
+    /// STALE_BROKER_EPOCH: the requesting broker re-registered since.
+    #[error("the broker epoch is stale")]
+    StaleBrokerEpoch,
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    /// NOT_LEADER_OR_FOLLOWER: the requester does not lead the partition.
+    #[error("the requesting broker is not the partition leader")]
+    NotLeaderOrFollower,
+    /// FENCED_LEADER_EPOCH: the request names an older leader epoch.
+    #[error("leader epoch {requested} is not the current {current}")]
+    FencedLeaderEpoch {
+        /// What the request said.
+        requested: i32,
+        /// The image's leader epoch.
+        current: i32,
+    },
+    /// INVALID_UPDATE_VERSION: the request was based on an older partition epoch.
+    #[error("partition epoch {requested} is not the current {current}")]
+    InvalidUpdateVersion {
+        /// What the request said.
+        requested: i32,
+        /// The image's partition epoch.
+        current: i32,
+    },
+    /// INELIGIBLE_REPLICA: a replica added to the ISR is fenced or unregistered.
+    #[error("replica {0} is not eligible to join the ISR")]
+    IneligibleReplica(NodeId),
+    /// INVALID_REQUEST: the new ISR is malformed.
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+/// An ISR change a partition leader proposes (KIP-497's AlterPartition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterPartition {
+    /// The requesting broker, which must lead the partition.
+    pub broker_id: NodeId,
+    /// Its registration epoch.
+    pub broker_epoch: i64,
+    /// Topic id.
+    pub topic_id: Uuid,
+    /// Partition index.
+    pub partition: i32,
+    /// The leader epoch the leader is in.
+    pub leader_epoch: i32,
+    /// The partition epoch the proposal is based on.
+    pub partition_epoch: i32,
+    /// The proposed ISR.
+    pub new_isr: Vec<NodeId>,
+}
+
+/// A partition's state after an accepted AlterPartition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlteredPartition {
+    /// Leader.
+    pub leader: Option<NodeId>,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// Partition epoch after the change.
+    pub partition_epoch: i32,
+    /// ISR after the change.
+    pub isr: Vec<NodeId>,
+}
+
+/// Decides an AlterPartition. The leader and partition epochs fence proposals made against an
+/// older state: only the current leader, in its current epoch, changes the ISR it last saw.
+pub fn alter_partition(
+    image: &MetadataImage,
+    request: &AlterPartition,
+) -> Result<(AlteredPartition, Vec<MetadataRecord>), AlterPartitionError> {
+    let broker = image
+        .broker(request.broker_id)
+        .ok_or(AlterPartitionError::StaleBrokerEpoch)?;
+    if broker.epoch != request.broker_epoch {
+        return Err(AlterPartitionError::StaleBrokerEpoch);
+    }
+    let topic = image
+        .topic_by_id(&request.topic_id)
+        .ok_or(AlterPartitionError::UnknownTopicOrPartition)?;
+    let partition = topic
+        .partitions
+        .get(&request.partition)
+        .ok_or(AlterPartitionError::UnknownTopicOrPartition)?;
+    if partition.leader != Some(request.broker_id) {
+        return Err(AlterPartitionError::NotLeaderOrFollower);
+    }
+    if request.leader_epoch != partition.leader_epoch.0 {
+        return Err(AlterPartitionError::FencedLeaderEpoch {
+            requested: request.leader_epoch,
+            current: partition.leader_epoch.0,
+        });
+    }
+    if request.partition_epoch != partition.partition_epoch {
+        return Err(AlterPartitionError::InvalidUpdateVersion {
+            requested: request.partition_epoch,
+            current: partition.partition_epoch,
+        });
+    }
+    let distinct: BTreeSet<_> = request.new_isr.iter().collect();
+    if distinct.len() != request.new_isr.len() {
+        return Err(AlterPartitionError::InvalidRequest(
+            "the proposed ISR lists a replica twice".into(),
+        ));
+    }
+    if !request.new_isr.contains(&request.broker_id) {
+        return Err(AlterPartitionError::InvalidRequest(
+            "the proposed ISR does not include the leader".into(),
+        ));
+    }
+    if let Some(outsider) = request
+        .new_isr
+        .iter()
+        .find(|id| !partition.replicas.contains(id))
+    {
+        return Err(AlterPartitionError::InvalidRequest(format!(
+            "broker {outsider} in the proposed ISR is not a replica"
+        )));
+    }
+    if let Some(ineligible) = request
+        .new_isr
+        .iter()
+        .find(|id| !partition.isr.contains(id) && !is_live(image, **id))
+    {
+        return Err(AlterPartitionError::IneligibleReplica(*ineligible));
+    }
+    if request.new_isr == partition.isr {
+        return Ok((
+            AlteredPartition {
+                leader: partition.leader,
+                leader_epoch: partition.leader_epoch.0,
+                partition_epoch: partition.partition_epoch,
+                isr: partition.isr.clone(),
+            },
+            Vec::new(),
+        ));
+    }
+    let record = partition_change(topic, partition, None, Some(request.new_isr.clone()));
+    Ok((
+        AlteredPartition {
+            leader: partition.leader,
+            leader_epoch: partition.leader_epoch.0,
+            partition_epoch: partition.partition_epoch + 1,
+            isr: request.new_isr.clone(),
+        },
+        vec![record],
+    ))
+}
+
+/// Why a preferred-leader election did not happen for a partition (Kafka's ElectLeaders codes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElectionError {
+    /// ELECTION_NOT_NEEDED: the preferred replica leads already.
+    #[error("the preferred replica already leads")]
+    ElectionNotNeeded,
+    /// PREFERRED_LEADER_NOT_AVAILABLE: it is fenced or out of the ISR.
+    #[error("the preferred replica is not available")]
+    PreferredLeaderNotAvailable,
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+}
+
+/// One partition's preferred-leader election result, by (topic id, partition index).
+pub type ElectionResult = ((Uuid, i32), Result<(), ElectionError>);
+
+/// Preferred-leader election: moves each partition's leadership to its first replica when that
+/// replica is live and in sync. `partitions` limits it to some partitions (`None`: all).
+pub fn elect_preferred_leaders(
+    image: &MetadataImage,
+    partitions: Option<&[(Uuid, i32)]>,
+) -> (Vec<ElectionResult>, Vec<MetadataRecord>) {
+    let mut results = Vec::new();
+    let mut records = Vec::new();
+    let elect = |topic: &TopicImage, partition: &PartitionState| {
+        let Some(&preferred) = partition.replicas.first() else {
+            return (Err(ElectionError::PreferredLeaderNotAvailable), None);
+        };
+        if partition.leader == Some(preferred) {
+            (Err(ElectionError::ElectionNotNeeded), None)
+        } else if partition.isr.contains(&preferred) && is_live(image, preferred) {
+            let record = partition_change(topic, partition, Some(Some(preferred)), None);
+            (Ok(()), Some(record))
+        } else {
+            (Err(ElectionError::PreferredLeaderNotAvailable), None)
+        }
+    };
+    let mut considered = Vec::new();
+    match partitions {
+        Some(wanted) => {
+            for (topic_id, index) in wanted {
+                match image
+                    .topic_by_id(topic_id)
+                    .and_then(|t| t.partitions.get(index).map(|p| (t, p)))
+                {
+                    Some(found) => considered.push(found),
+                    None => results.push((
+                        (*topic_id, *index),
+                        Err(ElectionError::UnknownTopicOrPartition),
+                    )),
+                }
+            }
+        }
+        None => {
+            for topic in topics_by_name(image) {
+                for partition in topic.partitions.values() {
+                    considered.push((topic, partition));
+                }
+            }
+        }
+    }
+    for (topic, partition) in considered {
+        let (result, record) = elect(topic, partition);
+        results.push(((topic.id, partition.id.0), result));
+        records.extend(record);
+    }
+    (results, records)
 }
 
 /// Places `partitions` partitions with `replication_factor` replicas each over `brokers`,
@@ -178,8 +546,28 @@ pub fn place_replicas(
     placement
 }
 
+/// Live brokers in placement order: racks take turns (rack a's first broker, rack b's first, …,
+/// then each rack's second), so that consecutive brokers, and hence the replicas of one
+/// partition, sit in different racks whenever there are enough racks. Brokers without a rack
+/// count as one more rack.
 fn live_broker_ids(image: &MetadataImage) -> Vec<NodeId> {
-    image.live_brokers().map(|b| b.id).collect()
+    let mut racks: BTreeMap<Option<&str>, Vec<NodeId>> = BTreeMap::new();
+    for broker in image.live_brokers() {
+        racks
+            .entry(broker.rack.as_deref())
+            .or_default()
+            .push(broker.id);
+    }
+    let deepest = racks.values().map(Vec::len).max().unwrap_or(0);
+    let mut ordered = Vec::new();
+    for depth in 0..deepest {
+        for brokers in racks.values() {
+            if let Some(id) = brokers.get(depth) {
+                ordered.push(*id);
+            }
+        }
+    }
+    ordered
 }
 
 fn check_assignment(

@@ -3,8 +3,7 @@
 //! The broker never builds records itself. It sends a [`ControllerRequest`] through a
 //! [`MetadataFrontend`]; the controller decides the records against the newest image, the quorum
 //! commits them, every node applies them, and the reply comes back once they are applied locally.
-//! [`crate::local::LocalQuorum`] is the single-node implementation; the Raft quorum implements the
-//! same trait.
+//! [`crate::quorum::RaftQuorum`] implements it, in single-node mode (one voter) as in a cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -15,7 +14,10 @@ use spate_protocol::types::NodeId;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::controller::{self, ControllerError, ControllerSettings, CreatedTopic, NewTopic};
+use crate::controller::{
+    self, AlterPartition, AlterPartitionError, AlteredPartition, ControllerError,
+    ControllerSettings, CreatedTopic, ElectionResult, HeartbeatOutcome, NewTopic,
+};
 use crate::image::MetadataImage;
 use crate::records::{Endpoint, MetadataRecord};
 
@@ -72,6 +74,37 @@ pub enum ControllerRequest {
         /// Its registration epoch.
         broker_epoch: i64,
     },
+    /// A registered broker is alive (sent every `broker.heartbeat.interval.ms`); the first one
+    /// after registration unfences it.
+    BrokerHeartbeat {
+        /// Node id.
+        broker_id: NodeId,
+        /// Its registration epoch.
+        broker_epoch: i64,
+        /// The metadata offset the broker has applied.
+        metadata_offset: i64,
+    },
+    /// The broker is shutting down cleanly: move its leaderships away and fence it.
+    ControlledShutdown {
+        /// Node id.
+        broker_id: NodeId,
+        /// Its registration epoch.
+        broker_epoch: i64,
+    },
+    /// The controller fences a broker whose session expired (issued by the controller itself).
+    FenceBroker {
+        /// Node id.
+        broker_id: NodeId,
+        /// The registration epoch whose session expired.
+        broker_epoch: i64,
+    },
+    /// A partition leader proposes a new ISR.
+    AlterPartition(AlterPartition),
+    /// Preferred-leader election for some partitions (`None`: every partition).
+    ElectPreferredLeaders {
+        /// (topic id, partition index) pairs.
+        partitions: Option<Vec<(Uuid, i32)>>,
+    },
 }
 
 /// What a request produced, in request order.
@@ -95,6 +128,48 @@ pub enum ControllerReply {
         /// First producer id of the block.
         first_producer_id: i64,
     },
+    /// The broker's fencing state after a heartbeat.
+    BrokerHeartbeat {
+        /// Whether it is fenced.
+        fenced: bool,
+    },
+    /// The broker's epoch is not its current registration.
+    StaleBrokerEpoch,
+    /// The broker is fenced and leads nothing.
+    BrokerFenced,
+    /// The outcome of an AlterPartition.
+    PartitionAltered(Result<AlteredPartition, AlterPartitionError>),
+    /// One result per partition considered.
+    LeadersElected(Vec<ElectionResult>),
+}
+
+/// One member of the metadata quorum as the leader sees it (DescribeQuorum's `ReplicaState`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    /// Node id.
+    pub node_id: NodeId,
+    /// The last log offset known to be on this replica (the log end offset minus one, in
+    /// Kafka's terms the end offset is this plus one).
+    pub log_end_offset: i64,
+    /// When the leader last heard from it, ms since the epoch; -1 if never.
+    pub last_fetch_timestamp_ms: i64,
+    /// When it was last fully caught up, ms since the epoch; -1 if never.
+    pub last_caught_up_timestamp_ms: i64,
+}
+
+/// The state of the metadata quorum (DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumDescription {
+    /// The leader.
+    pub leader_id: NodeId,
+    /// The leader's term (Kafka's quorum epoch).
+    pub leader_epoch: i64,
+    /// The commit index (Kafka's high watermark).
+    pub high_watermark: i64,
+    /// The voters.
+    pub voters: Vec<QuorumReplica>,
+    /// Learners (Kafka's observers).
+    pub observers: Vec<QuorumReplica>,
 }
 
 /// A boxed future, so the trait stays object-safe.
@@ -111,15 +186,26 @@ pub trait MetadataFrontend: Send + Sync + 'static {
         &self,
         request: ControllerRequest,
     ) -> BoxFuture<Result<ControllerReply, ControllerError>>;
+    /// The node the quorum currently follows as leader, if known.
+    fn controller_id(&self) -> Option<NodeId> {
+        None
+    }
+    /// The quorum's state as its leader sees it.
+    fn describe_quorum(&self) -> BoxFuture<Result<QuorumDescription, ControllerError>> {
+        Box::pin(async {
+            Err(ControllerError::Unavailable(
+                "this metadata frontend has no quorum to describe".into(),
+            ))
+        })
+    }
 }
 
-/// Decides the records for `request` against `image`. Shared by every quorum implementation so
-/// the decision logic exists once.
+/// Decides the records for `request` against `image`, the image of every entry before the one
+/// that will carry them. The decision logic exists once, here.
 pub fn decide(
     image: &MetadataImage,
     settings: &ControllerSettings,
     request: &ControllerRequest,
-    local_unfence: bool,
 ) -> Result<(ControllerReply, Vec<MetadataRecord>), ControllerError> {
     match request {
         ControllerRequest::RegisterBroker {
@@ -134,7 +220,6 @@ pub fn decide(
                 *incarnation_id,
                 endpoints.clone(),
                 rack.clone(),
-                local_unfence,
             );
             Ok((
                 ControllerReply::BrokerRegistered {
@@ -212,6 +297,51 @@ pub fn decide(
                 ControllerReply::ProducerIdsAllocated { first_producer_id },
                 vec![record],
             ))
+        }
+        ControllerRequest::BrokerHeartbeat {
+            broker_id,
+            broker_epoch,
+            metadata_offset,
+        } => {
+            let (outcome, records) =
+                controller::broker_heartbeat(image, *broker_id, *broker_epoch, *metadata_offset);
+            let reply = match outcome {
+                HeartbeatOutcome::StaleBrokerEpoch => ControllerReply::StaleBrokerEpoch,
+                HeartbeatOutcome::Fenced(fenced) => ControllerReply::BrokerHeartbeat { fenced },
+            };
+            Ok((reply, records))
+        }
+        ControllerRequest::ControlledShutdown {
+            broker_id,
+            broker_epoch,
+        }
+        | ControllerRequest::FenceBroker {
+            broker_id,
+            broker_epoch,
+        } => {
+            if image
+                .broker(*broker_id)
+                .is_none_or(|b| b.epoch != *broker_epoch)
+            {
+                return Ok((ControllerReply::StaleBrokerEpoch, Vec::new()));
+            }
+            Ok((
+                ControllerReply::BrokerFenced,
+                controller::fence_broker(image, *broker_id, *broker_epoch),
+            ))
+        }
+        ControllerRequest::AlterPartition(request) => {
+            match controller::alter_partition(image, request) {
+                Ok((altered, records)) => {
+                    Ok((ControllerReply::PartitionAltered(Ok(altered)), records))
+                }
+                Err(error) => Ok((ControllerReply::PartitionAltered(Err(error)), Vec::new())),
+            }
+        }
+        ControllerRequest::ElectPreferredLeaders { partitions } => {
+            let (results, records) =
+                controller::elect_preferred_leaders(image, partitions.as_deref());
+            Ok((ControllerReply::LeadersElected(results), records))
         }
     }
 }

@@ -176,6 +176,66 @@ impl MetadataImage {
         self.next_producer_id
     }
 
+    /// Records that rebuild this image when applied to an empty one, in a fixed order: the
+    /// content of a metadata snapshot. Two images describe the same cluster exactly when their
+    /// records are equal.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        for broker in self.brokers.values() {
+            records.push(MetadataRecord::new(Record::RegisterBroker(
+                RegisterBrokerRecord {
+                    broker_id: broker.id.0,
+                    incarnation_id: broker.incarnation_id.as_bytes().to_vec(),
+                    broker_epoch: broker.epoch,
+                    endpoints: broker.endpoints.clone(),
+                    rack: broker.rack.clone(),
+                    fenced: broker.fenced,
+                },
+            )));
+        }
+        let mut topics: Vec<_> = self.topics.values().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        for topic in topics {
+            records.push(MetadataRecord::new(Record::Topic(TopicRecord {
+                name: topic.name.clone(),
+                topic_id: topic.id.as_bytes().to_vec(),
+            })));
+            for partition in topic.partitions.values() {
+                records.push(MetadataRecord::new(Record::Partition(PartitionRecord {
+                    topic_id: topic.id.as_bytes().to_vec(),
+                    partition_id: partition.id.0,
+                    replicas: partition.replicas.iter().map(|id| id.0).collect(),
+                    isr: partition.isr.iter().map(|id| id.0).collect(),
+                    leader: partition.leader.map_or(-1, |id| id.0),
+                    leader_epoch: partition.leader_epoch.0,
+                    partition_epoch: partition.partition_epoch,
+                })));
+            }
+        }
+        let mut configs: Vec<_> = self.configs.iter().collect();
+        configs.sort_by(|a, b| a.0.cmp(b.0));
+        for ((resource_type, resource_name), values) in configs {
+            for (name, value) in values.iter() {
+                records.push(MetadataRecord::new(Record::Config(ConfigRecord {
+                    resource_type: *resource_type,
+                    resource_name: resource_name.clone(),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                })));
+            }
+        }
+        if self.next_producer_id > 0 {
+            records.push(MetadataRecord::new(Record::ProducerIds(
+                ProducerIdsRecord {
+                    broker_id: -1,
+                    broker_epoch: -1,
+                    next_producer_id: self.next_producer_id,
+                },
+            )));
+        }
+        records
+    }
+
     /// Applies one record at `offset`.
     pub fn apply(&mut self, offset: i64, record: &MetadataRecord) -> Result<(), ApplyError> {
         self.offset = offset;

@@ -229,6 +229,15 @@ pub struct ProducerIdsRecord {
     pub next_producer_id: i64,
 }
 
+/// The payload of one raft log entry: the records of one controller decision batch, applied
+/// atomically at the entry's index (the metadata offset they all share).
+#[derive(Clone, PartialEq, Message)]
+pub struct MetadataBatch {
+    /// The records, in order.
+    #[prost(message, repeated, tag = "1")]
+    pub records: Vec<MetadataRecord>,
+}
+
 impl MetadataRecord {
     /// Wraps a record in an envelope of the current format version.
     pub fn new(record: Record) -> MetadataRecord {

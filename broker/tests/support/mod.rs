@@ -68,6 +68,7 @@ fn options(dir: &std::path::Path, settings: BrokerSettings) -> ServeOptions {
         rack: None,
         settings,
         static_configs: Default::default(),
+        quorum: Default::default(),
     }
 }
 
