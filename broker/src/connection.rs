@@ -68,7 +68,10 @@ pub async fn serve(
         let _ = write_half.shutdown().await;
     });
 
-    let context = RequestContext { peer };
+    let context = RequestContext {
+        peer,
+        client_id: String::new(),
+    };
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -34,6 +34,8 @@ pub enum Reply {
 pub struct RequestContext {
     /// The client's address.
     pub peer: SocketAddr,
+    /// The request header's `client_id` (empty for the connection as a whole).
+    pub client_id: String,
 }
 
 /// Why a request closes its connection.
@@ -152,6 +154,10 @@ impl Broker {
             .map(|c| c.as_str())
             .unwrap_or("");
         tracing::trace!(peer = %context.peer, api = ?raw.api_key, version, client_id, "request");
-        handlers::handle(self, context, to, request).await
+        let context = RequestContext {
+            client_id: client_id.to_string(),
+            ..context.clone()
+        };
+        handlers::handle(self, &context, to, request).await
     }
 }

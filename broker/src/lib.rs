@@ -12,6 +12,7 @@
 //! - [`settings`]: the runtime settings the request path reads.
 //! - [`replica`]: local partitions: logs, producer state, high watermarks.
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
+//! - [`group`]: the group coordinator (consumer groups, committed offsets).
 //! - [`producer_ids`]: producer id blocks for InitProducerId.
 #![deny(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod connection;
 pub mod dispatch;
 pub mod fetch_session;
+pub mod group;
 pub mod handlers;
 pub mod metrics;
 pub mod producer_ids;
@@ -61,6 +63,8 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     /// Incremental fetch sessions.
     pub fetch_sessions: FetchSessionCache,
+    /// The group coordinator: consumer groups and committed offsets.
+    pub groups: Arc<group::GroupCoordinator>,
 }
 
 impl Broker {

@@ -327,8 +327,13 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
         producer_ids: Default::default(),
         static_configs: options.static_configs.clone(),
         clock: clock.clone(),
-        replicas: ReplicaManager::new(options.node_id, options.data_dir.clone(), clock),
+        replicas: ReplicaManager::new(options.node_id, options.data_dir.clone(), clock.clone()),
         fetch_sessions: FetchSessionCache::new(),
+        groups: crate::group::GroupCoordinator::new(
+            options.node_id,
+            crate::group::CoordinatorSettings::defaults(),
+            clock,
+        ),
     });
     let image = broker.metadata.image();
     broker.replicas.remove_strays(&image);
@@ -338,6 +343,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
     let mut tasks = JoinSet::new();
     tasks.spawn(reconcile_loop(broker.clone(), shutdown.clone()));
     tasks.spawn(maintenance_loop(broker.clone(), shutdown.clone()));
+    tasks.spawn(broker.groups.clone().run_expiry());
     tasks.spawn(accept_loop(
         broker.clone(),
         kafka_listener,
@@ -447,6 +453,9 @@ impl Broker {
     pub fn reconcile(&self, image: &spate_controller::image::MetadataImage) {
         self.replicas
             .reconcile(image, &|topic| self.topic_settings(image, topic));
+        self.groups
+            .update_settings(self.coordinator_settings(image));
+        self.groups.reconcile(image, &self.replicas);
     }
 }
 
@@ -466,6 +475,7 @@ impl RunningServer {
             Err(_) => tracing::warn!("controlled shutdown timed out; stopping anyway"),
         }
         self.shutdown.cancel();
+        self.broker.groups.shutdown();
         while self.tasks.join_next().await.is_some() {}
         let broker = self.broker.clone();
         let _ = tokio::task::spawn_blocking(move || broker.replicas.shutdown()).await;

@@ -2,7 +2,9 @@
 //! pipeline refuses anything outside it.
 //!
 //! Each range is the one Apache Kafka 4.3 advertises for that API, capped by what the
-//! `kafka-protocol` schemas can decode (ListOffsets v11, tiered-storage only, is not served).
+//! `kafka-protocol` schemas can decode (ListOffsets v11, tiered-storage only, is not served;
+//! OffsetCommit v10 and OffsetFetch v10, which name topics by id, are not decoded by the crate's
+//! request schemas, so clients use v9, which Kafka 4.3 serves as well).
 //! Produce is advertised from v0 exactly as Kafka 4 does (KAFKA-18659: librdkafka turns
 //! compression off unless v0 is listed), while v0-v2 requests themselves are refused, again as
 //! Kafka 4 refuses them.
@@ -34,6 +36,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, Versions)] = &[
     (ApiKey::Fetch, Versions { min: 4, max: 18 }),
     (ApiKey::ListOffsets, Versions { min: 1, max: 10 }),
     (ApiKey::Metadata, Versions { min: 0, max: 13 }),
+    (ApiKey::OffsetCommit, Versions { min: 2, max: 9 }),
+    (ApiKey::OffsetFetch, Versions { min: 1, max: 9 }),
+    (ApiKey::FindCoordinator, Versions { min: 0, max: 6 }),
+    (ApiKey::JoinGroup, Versions { min: 0, max: 9 }),
+    (ApiKey::Heartbeat, Versions { min: 0, max: 4 }),
+    (ApiKey::LeaveGroup, Versions { min: 0, max: 5 }),
+    (ApiKey::SyncGroup, Versions { min: 0, max: 5 }),
+    (ApiKey::DescribeGroups, Versions { min: 0, max: 6 }),
+    (ApiKey::ListGroups, Versions { min: 0, max: 5 }),
     (ApiKey::ApiVersions, Versions { min: 0, max: 4 }),
     (ApiKey::CreateTopics, Versions { min: 2, max: 7 }),
     (ApiKey::DeleteTopics, Versions { min: 1, max: 6 }),
@@ -44,9 +55,13 @@ pub const SUPPORTED_APIS: &[(ApiKey, Versions)] = &[
     (ApiKey::AlterConfigs, Versions { min: 0, max: 2 }),
     (ApiKey::DescribeLogDirs, Versions { min: 1, max: 4 }),
     (ApiKey::CreatePartitions, Versions { min: 0, max: 3 }),
+    (ApiKey::DeleteGroups, Versions { min: 0, max: 2 }),
     (ApiKey::IncrementalAlterConfigs, Versions { min: 0, max: 1 }),
+    (ApiKey::OffsetDelete, Versions { min: 0, max: 0 }),
     (ApiKey::DescribeCluster, Versions { min: 0, max: 2 }),
     (ApiKey::DescribeProducers, Versions { min: 0, max: 0 }),
+    (ApiKey::ConsumerGroupHeartbeat, Versions { min: 0, max: 1 }),
+    (ApiKey::ConsumerGroupDescribe, Versions { min: 0, max: 1 }),
 ];
 
 /// The versions served for `api_key`, or `None` when the API is not implemented.

@@ -5,9 +5,11 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod log_admin;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 pub mod topics;
 
@@ -21,7 +23,7 @@ use crate::dispatch::{DispatchError, Reply, RequestContext, ResponseTo};
 /// Routes a decoded request to its handler.
 pub async fn handle(
     broker: &Arc<Broker>,
-    _context: &RequestContext,
+    context: &RequestContext,
     to: ResponseTo,
     request: RequestKind,
 ) -> Result<Reply, DispatchError> {
@@ -58,6 +60,27 @@ pub async fn handle(
         RequestKind::CreatePartitions(r) => {
             to.ready(&topics::create_partitions(broker, r, version).await)
         }
+        RequestKind::FindCoordinator(r) => {
+            to.ready(&groups::find_coordinator(broker, r, version).await)
+        }
+        RequestKind::JoinGroup(r) => groups::join_group(broker, context, to, r).await,
+        RequestKind::SyncGroup(r) => groups::sync_group(broker, to, r).await,
+        RequestKind::Heartbeat(r) => to.ready(&groups::heartbeat(broker, r).await),
+        RequestKind::LeaveGroup(r) => to.ready(&groups::leave_group(broker, r, version).await),
+        RequestKind::DescribeGroups(r) => {
+            to.ready(&groups::describe_groups(broker, r, version).await)
+        }
+        RequestKind::ListGroups(r) => to.ready(&groups::list_groups(broker, r, version).await),
+        RequestKind::DeleteGroups(r) => to.ready(&groups::delete_groups(broker, r).await),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            to.ready(&groups::consumer_group_heartbeat(broker, context, r, version).await)
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            to.ready(&groups::consumer_group_describe(broker, r, version).await)
+        }
+        RequestKind::OffsetCommit(r) => to.ready(&offsets::offset_commit(broker, r, version).await),
+        RequestKind::OffsetFetch(r) => to.ready(&offsets::offset_fetch(broker, r, version).await),
+        RequestKind::OffsetDelete(r) => to.ready(&offsets::offset_delete(broker, r).await),
         other => Err(DispatchError::UnsupportedVersion {
             api_key: to.api_key,
             api_version: version,

@@ -273,6 +273,33 @@ impl Partition {
         })
     }
 
+    /// Appends a batch the broker itself built (the group coordinator's records in
+    /// `__consumer_offsets`). The client-only checks (record validation, producer sequences,
+    /// codec conversion) do not apply; the topic's `max.message.bytes` does, so an oversized
+    /// group state fails here as Kafka's coordinator fails it.
+    pub fn append_internal(&self, batch: RecordBatch) -> Result<AppendOutcome, ProduceError> {
+        let settings = self.settings();
+        if batch.size_bytes() > settings.max_message_bytes.max(0) as usize {
+            return Err(ProduceError::TooLarge {
+                size_bytes: batch.size_bytes(),
+                max_bytes: settings.max_message_bytes,
+            });
+        }
+        // The producer-state lock is the partition's append lock.
+        let producers = self.producers.lock();
+        let epoch = self.leader_epoch();
+        let info = self
+            .log
+            .append_as_leader(std::slice::from_ref(&batch), epoch, None)?;
+        drop(producers);
+        self.advance_high_watermark(info.log_end_offset.0);
+        Ok(AppendOutcome {
+            base_offset: info.first_offset,
+            log_append_time_ms: -1,
+            log_start_offset: self.log.log_start_offset(),
+        })
+    }
+
     /// Record-level validation and, when the topic pins a codec, re-encoding.
     ///
     /// Uncompressed batches are checked record by record, as Kafka's `LogValidator` does. A
