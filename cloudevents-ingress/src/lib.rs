@@ -1,5 +1,19 @@
 //! CloudEvents 1.0 over HTTP into Kafka topics, and triggers that deliver them to subscribers,
 //! with the semantics of Knative Eventing's Kafka Broker.
 //!
-//! Talks to the broker only through a narrow trait (append, read, commit), never its internals.
+//! Owns the CloudEvents codecs, validation, the ingress HTTP router, the broker and trigger
+//! model (with Knative YAML), trigger filters including CESQL, delivery specs, and the
+//! dispatcher. Talks to the broker only through the [`log::EventLog`] trait (append, read,
+//! commit, leadership, topic creation), never its internals; it must not depend on
+//! spate-broker.
+//!
+//! Layout:
+//! - [`event`]: the event model and CloudEvents 1.0.2 validation.
+//! - [`codec`]: HTTP (binary, structured, batch), Kafka binary content mode, JSON format.
+//! - [`log`]: the trait the broker implements; [`memory`] an in-memory stand-in for tests.
 #![deny(missing_docs)]
+
+pub mod codec;
+pub mod event;
+pub mod log;
+pub mod memory;
