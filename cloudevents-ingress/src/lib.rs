@@ -13,6 +13,7 @@
 //! - [`log`]: the trait the broker implements; [`memory`] an in-memory stand-in for tests.
 #![deny(missing_docs)]
 
+pub mod cesql;
 pub mod codec;
 pub mod event;
 pub mod log;
