@@ -10,11 +10,19 @@
 //! Layout:
 //! - [`event`]: the event model and CloudEvents 1.0.2 validation.
 //! - [`codec`]: HTTP (binary, structured, batch), Kafka binary content mode, JSON format.
+//! - [`cesql`]: CloudEvents SQL v1, parsed once, evaluated per event.
+//! - [`filter`]: trigger filters (attributes and the SubscriptionsAPI dialects).
+//! - [`delivery`]: Knative's DeliverySpec, ISO-8601 durations, backoff.
+//! - [`model`]: brokers and triggers; [`knative`]: Knative Broker/Trigger YAML.
 //! - [`log`]: the trait the broker implements; [`memory`] an in-memory stand-in for tests.
 #![deny(missing_docs)]
 
 pub mod cesql;
 pub mod codec;
+pub mod delivery;
 pub mod event;
+pub mod filter;
+pub mod knative;
 pub mod log;
 pub mod memory;
+pub mod model;

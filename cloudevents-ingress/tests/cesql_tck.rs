@@ -92,9 +92,10 @@ fn run(case: &Case) -> Result<(), String> {
         ));
     }
     if let Some(expected) = &case.result
-        && !same_value(&value, expected) {
-            return Err(format!("value {value:?}, expected {expected:?}"));
-        }
+        && !same_value(&value, expected)
+    {
+        return Err(format!("value {value:?}, expected {expected:?}"));
+    }
     Ok(())
 }
 
