@@ -6,6 +6,7 @@
 //! - [`target::Target`] is either, picked by `SPATE_E2E_TARGET` (`spate` default, or `kafka`);
 //! - [`clients`] puts every client library behind [`clients::KafkaClient`];
 //! - [`scenario`] is the standard round trip every client runs, checked by [`check`];
+//! - [`groups`] runs consumer group members as processes and follows their events;
 //! - [`compat`] records each feature's outcome for `docs/compatibility.md`.
 //!
 //! Clients and Kafka are installed by `tests/setup`; a test that needs one that is missing
@@ -15,6 +16,7 @@
 pub mod check;
 pub mod clients;
 pub mod compat;
+pub mod groups;
 pub mod kafka;
 pub mod paths;
 pub mod probe;
