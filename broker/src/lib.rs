@@ -63,6 +63,8 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     /// Incremental fetch sessions.
     pub fetch_sessions: FetchSessionCache,
+    /// The metadata offset the hosted partitions were last reconciled with.
+    pub reconciled_offset: tokio::sync::watch::Sender<i64>,
     /// The group coordinator: consumer groups and committed offsets.
     pub groups: Arc<group::GroupCoordinator>,
 }
@@ -74,5 +76,28 @@ impl Broker {
         self.metadata
             .controller_id()
             .map_or(self.node_id.0, |id| id.0)
+    }
+}
+
+/// How long an admin request waits for this node to apply its own committed change before
+/// answering anyway (the client then sees the change a moment later, as with Kafka).
+const RECONCILE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Broker {
+    /// Submits a metadata change and waits until this node has applied it to its partitions,
+    /// so that a client that created a topic can produce to it at once.
+    pub async fn submit(
+        &self,
+        request: spate_controller::frontend::ControllerRequest,
+    ) -> Result<
+        spate_controller::frontend::ControllerReply,
+        spate_controller::controller::ControllerError,
+    > {
+        let reply = self.metadata.submit(request).await?;
+        let committed = self.metadata.image().offset;
+        let mut reconciled = self.reconciled_offset.subscribe();
+        let _ =
+            tokio::time::timeout(RECONCILE_WAIT, reconciled.wait_for(|o| *o >= committed)).await;
+        Ok(reply)
     }
 }

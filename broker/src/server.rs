@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use spate_storage::{Clock, SystemClock};
+use spate_storage::{Clock, LogManagerConfig, SystemClock, TopicPartition};
 
 use crate::fetch_session::FetchSessionCache;
 use crate::replica::manager::ReplicaManager;
@@ -114,6 +114,9 @@ pub enum StartError {
     /// The controller refused the registration.
     #[error("broker registration failed: {0}")]
     Registration(String),
+    /// The partition logs could not be opened.
+    #[error("cannot open the partition logs: {0}")]
+    Logs(String),
     /// An address could not be parsed.
     #[error("invalid advertised address {0:?}: expected host:port")]
     Advertise(String),
@@ -318,6 +321,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError::Registration(e.to_string()))?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let replicas = open_logs(&options, clock.clone(), &metadata.image())?;
     let broker = Arc::new(Broker {
         node_id: options.node_id,
         cluster_id,
@@ -327,8 +331,9 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
         producer_ids: Default::default(),
         static_configs: options.static_configs.clone(),
         clock: clock.clone(),
-        replicas: ReplicaManager::new(options.node_id, options.data_dir.clone(), clock.clone()),
+        replicas,
         fetch_sessions: FetchSessionCache::new(),
+        reconciled_offset: tokio::sync::watch::Sender::new(-1),
         groups: crate::group::GroupCoordinator::new(
             options.node_id,
             crate::group::CoordinatorSettings::defaults(),
@@ -342,7 +347,6 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(reconcile_loop(broker.clone(), shutdown.clone()));
-    tasks.spawn(maintenance_loop(broker.clone(), shutdown.clone()));
     tasks.spawn(broker.groups.clone().run_expiry());
     tasks.spawn(accept_loop(
         broker.clone(),
@@ -430,22 +434,54 @@ async fn reconcile_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
     }
 }
 
-/// How often retention and time-based flushes run (Kafka's
-/// `log.retention.check.interval.ms` is 5 minutes; a shorter period costs little here and keeps
-/// `segment.ms`/`retention.ms` in tests and small deployments close to their settings).
-const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-
-async fn maintenance_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(MAINTENANCE_INTERVAL);
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let broker = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || broker.replicas.maintain()).await;
-    }
+/// Opens every partition log in the data directory (recovering after an unclean stop) with its
+/// topic's settings from the image, and starts retention, flushes, checkpoints and the cleaner.
+fn open_logs(
+    options: &ServeOptions,
+    clock: Arc<dyn Clock>,
+    image: &spate_controller::image::MetadataImage,
+) -> Result<ReplicaManager, StartError> {
+    let layers =
+        crate::topic_configs::config_layers(options.node_id, &options.static_configs, image);
+    let setting = |name: &str, default: u64| {
+        layers
+            .value(name)
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_i64())
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(default)
+    };
+    let mut config = LogManagerConfig::new(&options.data_dir);
+    config.retention_check_interval_ms = setting(
+        "log.retention.check.interval.ms",
+        config.retention_check_interval_ms,
+    );
+    config.flush_check_interval_ms = setting(
+        "log.flush.scheduler.interval.ms",
+        config.flush_check_interval_ms,
+    );
+    config.checkpoint_interval_ms = setting(
+        "log.flush.offset.checkpoint.interval.ms",
+        config.checkpoint_interval_ms,
+    );
+    config.cleaner_backoff_ms = setting("log.cleaner.backoff.ms", config.cleaner_backoff_ms);
+    config.recovery_threads = setting(
+        "num.recovery.threads.per.data.dir",
+        config.recovery_threads as u64,
+    )
+    .max(1) as usize;
+    config.cleaner_enabled = !matches!(
+        layers.lookup("log.cleaner.enable").map(|(v, _)| v),
+        Some(v) if v == "false"
+    );
+    let log_config = |tp: &TopicPartition| {
+        crate::topic_configs::topic_settings(&layers, image, &tp.topic)
+            .log
+            .clone()
+    };
+    ReplicaManager::open(options.node_id, config, clock, &log_config)
+        .map_err(|e| StartError::Logs(e.to_string()))
 }
 
 impl Broker {
@@ -456,6 +492,11 @@ impl Broker {
         self.groups
             .update_settings(self.coordinator_settings(image));
         self.groups.reconcile(image, &self.replicas);
+        self.reconciled_offset.send_if_modified(|offset| {
+            let advanced = image.offset > *offset;
+            *offset = (*offset).max(image.offset);
+            advanced
+        });
     }
 }
 

@@ -12,23 +12,15 @@ use spate_config::describe::describe_topic_configs;
 use spate_controller::image::MetadataImage;
 use spate_controller::records::{CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC};
 
+use spate_protocol::types::NodeId;
+
 use crate::Broker;
 use crate::replica::settings::TopicSettings;
 
 impl Broker {
     /// The config layers for this broker in `image`.
     pub fn config_layers(&self, image: &MetadataImage) -> ConfigLayers {
-        let dynamic = |name: &str| {
-            image
-                .configs(CONFIG_RESOURCE_BROKER, name)
-                .map(|c| (**c).clone())
-                .unwrap_or_default()
-        };
-        ConfigLayers {
-            dynamic_broker: dynamic(&self.node_id.0.to_string()),
-            dynamic_default: dynamic(""),
-            static_broker: self.static_configs.clone(),
-        }
+        config_layers(self.node_id, &self.static_configs, image)
     }
 
     /// A topic's dynamic overrides in `image`.
@@ -41,16 +33,7 @@ impl Broker {
 
     /// A topic's effective settings in `image`.
     pub fn topic_settings(&self, image: &MetadataImage, topic: &str) -> Arc<TopicSettings> {
-        let layers = self.config_layers(image);
-        match layers.topic_config(&Self::topic_overrides(image, topic)) {
-            Ok(config) => Arc::new(TopicSettings::from_config(&config)),
-            Err(error) => {
-                // Values are validated before they are committed, so this is a stored value an
-                // older validator accepted; fall back to defaults rather than refusing service.
-                tracing::warn!(%topic, %error, "invalid topic config; using defaults");
-                Arc::new(TopicSettings::default())
-            }
-        }
+        topic_settings(&self.config_layers(image), image, topic)
     }
 
     /// Validates topic configs given in a request, returning Kafka's message on failure.
@@ -83,5 +66,42 @@ impl Broker {
                     .with_is_sensitive(c.sensitive)
             })
             .collect()
+    }
+}
+
+/// The config layers of broker `node_id` in `image`: its dynamic configs, the cluster-wide
+/// dynamic defaults, then its static configs.
+pub fn config_layers(
+    node_id: NodeId,
+    static_configs: &BTreeMap<String, String>,
+    image: &MetadataImage,
+) -> ConfigLayers {
+    let dynamic = |name: &str| {
+        image
+            .configs(CONFIG_RESOURCE_BROKER, name)
+            .map(|c| (**c).clone())
+            .unwrap_or_default()
+    };
+    ConfigLayers {
+        dynamic_broker: dynamic(&node_id.0.to_string()),
+        dynamic_default: dynamic(""),
+        static_broker: static_configs.clone(),
+    }
+}
+
+/// A topic's effective settings under `layers` in `image`.
+pub fn topic_settings(
+    layers: &ConfigLayers,
+    image: &MetadataImage,
+    topic: &str,
+) -> Arc<TopicSettings> {
+    match layers.topic_config(&Broker::topic_overrides(image, topic)) {
+        Ok(config) => Arc::new(TopicSettings::from_config(&config)),
+        Err(error) => {
+            // Values are validated before they are committed, so this is a stored value an
+            // older validator accepted; fall back to defaults rather than refusing service.
+            tracing::warn!(%topic, %error, "invalid topic config; using defaults");
+            Arc::new(TopicSettings::default())
+        }
     }
 }

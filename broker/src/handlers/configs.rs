@@ -249,7 +249,6 @@ async fn apply(
         return Ok(());
     }
     broker
-        .metadata
         .submit(ControllerRequest::AlterConfigs {
             resource_type: record_type,
             resource_name: record_name,

@@ -54,7 +54,7 @@ impl Broker {
             topics,
             validate_only: false,
         };
-        match self.metadata.submit(request).await {
+        match self.submit(request).await {
             Ok(ControllerReply::TopicsCreated(results)) => {
                 for result in results {
                     if let Err(error) = result
@@ -137,7 +137,6 @@ pub async fn create_topics(
     }
     if !new_topics.is_empty() {
         let submitted = broker
-            .metadata
             .submit(ControllerRequest::CreateTopics {
                 topics: new_topics.clone(),
                 validate_only: request.validate_only,
@@ -242,7 +241,6 @@ pub async fn delete_topics(
     }
     if !to_delete.is_empty() {
         let outcome = broker
-            .metadata
             .submit(ControllerRequest::DeleteTopics {
                 topic_ids: to_delete.clone(),
             })
@@ -279,7 +277,6 @@ pub async fn create_partitions(
                 .collect()
         });
         let outcome = broker
-            .metadata
             .submit(ControllerRequest::CreatePartitions {
                 topic: name,
                 new_total: topic.count,

@@ -7,13 +7,16 @@
 //! node was down).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use spate_controller::image::MetadataImage;
 use spate_protocol::types::NodeId;
-use spate_storage::{Clock, LogOpenOptions, PartitionLog, StorageError, TopicId, TopicPartition};
+use spate_storage::{
+    BackgroundHandle, Clock, LogConfig, LogManager, LogManagerConfig, StorageError, TopicId,
+    TopicPartition,
+};
 use uuid::Uuid;
 
 use crate::replica::partition::Partition;
@@ -24,20 +27,30 @@ type PartitionMap = HashMap<Arc<str>, HashMap<i32, Arc<Partition>>>;
 /// The partitions hosted by this node.
 pub struct ReplicaManager {
     node_id: NodeId,
-    data_dir: PathBuf,
-    clock: Arc<dyn Clock>,
+    logs: Arc<LogManager>,
     partitions: RwLock<PartitionMap>,
+    /// Retention, `flush.ms`, checkpoints and the cleaner, on the log manager's threads.
+    background: Mutex<Option<BackgroundHandle>>,
 }
 
 impl ReplicaManager {
-    /// An empty manager for `data_dir`.
-    pub fn new(node_id: NodeId, data_dir: PathBuf, clock: Arc<dyn Clock>) -> ReplicaManager {
-        ReplicaManager {
+    /// Opens (and recovers) every partition log under `config.data_dir` with the settings
+    /// `log_config` gives, and starts the log manager's background work. Partitions become
+    /// hosted at the first [`ReplicaManager::reconcile`].
+    pub fn open(
+        node_id: NodeId,
+        config: LogManagerConfig,
+        clock: Arc<dyn Clock>,
+        log_config: &(dyn Fn(&TopicPartition) -> LogConfig + Sync),
+    ) -> Result<ReplicaManager, StorageError> {
+        let logs = Arc::new(LogManager::open(config, clock, log_config)?);
+        let background = logs.start_background()?;
+        Ok(ReplicaManager {
             node_id,
-            data_dir,
-            clock,
+            logs,
             partitions: RwLock::new(HashMap::new()),
-        }
+            background: Mutex::new(Some(background)),
+        })
     }
 
     /// The local replica of `topic`-`partition`, if this node hosts it.
@@ -94,7 +107,8 @@ impl ReplicaManager {
         };
         for partition in removed {
             tracing::info!(topic = %partition.topic, partition = partition.index, "deleting partition");
-            if let Err(error) = partition.log.delete() {
+            let tp = TopicPartition::new(partition.topic.to_string(), partition.index);
+            if let Err(error) = self.logs.delete(&tp) {
                 tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "partition delete failed");
             }
         }
@@ -136,89 +150,64 @@ impl ReplicaManager {
         epoch: spate_protocol::types::LeaderEpoch,
         settings: Arc<TopicSettings>,
     ) -> Result<Partition, StorageError> {
-        let dir = self
-            .data_dir
-            .join(TopicPartition::new(topic, index).dir_name());
+        let tp = TopicPartition::new(topic, index);
         let stored_id = TopicId(*topic_id.as_bytes());
-        // A directory left by an earlier topic of the same name holds someone else's data.
-        if dir.exists() && stale_topic_dir(&dir, stored_id) {
-            tracing::info!(dir = %dir.display(), "removing partition data of a deleted topic");
-            std::fs::remove_dir_all(&dir).map_err(|e| StorageError::Io {
-                path: dir.clone(),
-                source: e,
-            })?;
+        // A log left by an earlier topic of the same name holds someone else's data.
+        if let Some(existing) = self.logs.get(&tp)
+            && existing
+                .partition_metadata()?
+                .is_some_and(|id| id != stored_id)
+        {
+            tracing::info!(%tp, "removing partition data of a deleted topic");
+            self.logs.delete(&tp)?;
         }
-        let log = PartitionLog::open(
-            &dir,
-            settings.log.clone(),
-            self.clock.clone(),
-            LogOpenOptions::default(),
-        )?;
+        let log = self.logs.get_or_create(&tp, settings.log.clone())?;
         log.write_partition_metadata(stored_id)?;
-        let log = Arc::new(log);
         let partition = Partition::new(Arc::from(topic), topic_id, index, log, epoch, settings);
         partition.become_leader(epoch)?;
         Ok(partition)
     }
 
-    /// Removes partition directories of topics the image does not know (deleted while down).
+    /// Deletes the logs of partitions the image does not assign here (a topic deleted, or
+    /// moved away, while the node was down).
     pub fn remove_strays(&self, image: &MetadataImage) {
-        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Some(tp) = TopicPartition::from_dir_name(name) else {
-                continue;
-            };
-            let known = image
-                .topic(&tp.topic)
-                .is_some_and(|t| t.partitions.contains_key(&tp.partition.0));
-            if !known && entry.path().join("partition.metadata").exists() {
-                tracing::info!(dir = %entry.path().display(), "removing partition of a deleted topic");
-                let _ = std::fs::remove_dir_all(entry.path());
+        for tp in self.logs.partitions() {
+            let assigned = image.topic(&tp.topic).is_some_and(|t| {
+                t.partitions
+                    .get(&tp.partition.0)
+                    .is_some_and(|p| p.replicas.contains(&self.node_id))
+            });
+            if !assigned {
+                tracing::info!(%tp, "removing the log of a partition no longer assigned here");
+                if let Err(error) = self.logs.delete(&tp) {
+                    tracing::warn!(%tp, %error, "stray partition delete failed");
+                }
             }
         }
     }
 
-    /// Snapshots producer state and closes every log (clean shutdown).
+    /// Snapshots producer state, stops background work and closes every log (clean shutdown).
     pub fn shutdown(&self) {
         for partition in self.all() {
             if let Err(error) = partition.snapshot_producer_state() {
                 tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "producer snapshot failed");
             }
-            if let Err(error) = partition.log.close() {
-                tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "log close failed");
-            }
         }
-    }
-
-    /// Runs retention and due flushes on every partition.
-    pub fn maintain(&self) {
-        for partition in self.all() {
-            if let Err(error) = partition.log.apply_retention() {
-                tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "retention failed");
-            }
-            if let Err(error) = partition.log.flush_if_due() {
-                tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "flush failed");
-            }
+        if let Some(background) = self.background.lock().take() {
+            background.shutdown();
+        }
+        if let Err(error) = self.logs.close() {
+            tracing::warn!(%error, "closing the logs failed");
         }
     }
 
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+        self.logs.data_dir()
     }
-}
 
-fn stale_topic_dir(dir: &Path, expected: TopicId) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.join("partition.metadata")) else {
-        return false;
-    };
-    let stored = text
-        .lines()
-        .find_map(|l| l.strip_prefix("topic_id:"))
-        .and_then(|v| TopicId::from_base64(v.trim()));
-    stored.is_some_and(|id| id != expected)
+    /// Every log's size in bytes.
+    pub fn log_sizes(&self) -> std::collections::BTreeMap<TopicPartition, u64> {
+        self.logs.sizes()
+    }
 }

@@ -139,6 +139,7 @@ impl Partition {
     ) -> Partition {
         let producers = load_producer_state(&log);
         let high_watermark = log.log_end_offset().0;
+        log.set_high_watermark(Offset(high_watermark));
         Partition {
             topic,
             topic_id,
@@ -190,7 +191,11 @@ impl Partition {
     }
 
     fn advance_high_watermark(&self, to: i64) {
-        self.high_watermark.fetch_max(to, Ordering::AcqRel);
+        let previous = self.high_watermark.fetch_max(to, Ordering::AcqRel);
+        if to > previous {
+            // Retention, DeleteRecords and the cleaner never pass the high watermark.
+            self.log.set_high_watermark(Offset(to));
+        }
         self.data_arrived.notify_waiters();
     }
 

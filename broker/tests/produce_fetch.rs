@@ -1,0 +1,253 @@
+//! Produce (0), Fetch (1) and ListOffsets (2) over a real socket against an in-process broker,
+//! including what survives a restart: the records, and the idempotent-producer state that makes
+//! a retried batch a duplicate (KIP-98) rather than a second copy.
+
+mod support;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ProduceRequest,
+    ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use spate_protocol::error::ErrorCode;
+use spate_protocol::records::{Compression, RecordBatch, RecordBatchBuilder};
+use spate_protocol::types::{ProducerEpoch, ProducerId};
+use support::{Client, TestBroker};
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+async fn create_topic(client: &mut Client, name: &str, configs: &[(&str, &str)]) {
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(topic_name(name))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                ),
+        ])
+        .with_timeout_ms(10_000);
+    let response: CreateTopicsResponse = client.send(ApiKey::CreateTopics, 7, &request).await;
+    assert_eq!(
+        response.topics[0].error_code, 0,
+        "{:?}",
+        response.topics[0].error_message
+    );
+}
+
+fn batch(producer: Option<(i64, i16, i32)>, keys: &[&str], compression: Compression) -> Bytes {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    let mut builder = RecordBatchBuilder::new(compression);
+    if let Some((id, epoch, sequence)) = producer {
+        builder = builder.producer(ProducerId(id), ProducerEpoch(epoch), sequence);
+    }
+    for key in keys {
+        builder
+            .append(
+                now,
+                Some(Bytes::copy_from_slice(key.as_bytes())),
+                Some(Bytes::from(format!("value-of-{key}"))),
+                Vec::new(),
+            )
+            .expect("record fits");
+    }
+    builder.build().expect("batch builds")
+}
+
+async fn produce(client: &mut Client, topic: &str, records: Bytes) -> (i16, i64) {
+    let request = ProduceRequest::default()
+        .with_transactional_id(None)
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ]);
+    let response: ProduceResponse = client.send(ApiKey::Produce, 9, &request).await;
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+/// Fetches everything from `offset`, returning the keys in order and the high watermark.
+async fn fetch_keys(client: &mut Client, topic: &str, offset: i64) -> (Vec<String>, i64) {
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let response: FetchResponse = client.send(ApiKey::Fetch, 11, &request).await;
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    let mut records = partition.records.clone().unwrap_or_default();
+    let mut keys = Vec::new();
+    while !records.is_empty() {
+        let batch = RecordBatch::split_first(&mut records).expect("whole batches");
+        batch.verify_crc().expect("intact batch");
+        for record in batch.records(1 << 26).expect("records") {
+            let record = record.expect("record");
+            if record.offset(batch.base_offset()).0 >= offset {
+                keys.push(String::from_utf8(record.key.expect("keyed").to_vec()).expect("utf8"));
+            }
+        }
+    }
+    (keys, partition.high_watermark)
+}
+
+#[tokio::test]
+async fn records_and_idempotence_survive_a_restart() {
+    let mut broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "durable", &[]).await;
+    let pid = (4242, 0, 0);
+    assert_eq!(
+        produce(
+            &mut client,
+            "durable",
+            batch(Some(pid), &["a", "b"], Compression::Lz4)
+        )
+        .await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(
+            &mut client,
+            "durable",
+            batch(Some((4242, 0, 2)), &["c"], Compression::None)
+        )
+        .await,
+        (0, 2)
+    );
+    // A retry of the first batch is answered with its original offset, not appended again.
+    assert_eq!(
+        produce(
+            &mut client,
+            "durable",
+            batch(Some(pid), &["a", "b"], Compression::Lz4)
+        )
+        .await,
+        (0, 0)
+    );
+    drop(client);
+    broker.restart().await;
+    let mut client = broker.client().await;
+    let (keys, high_watermark) = fetch_keys(&mut client, "durable", 0).await;
+    assert_eq!(keys, ["a", "b", "c"]);
+    assert_eq!(high_watermark, 3);
+    // After the restart the producer state is rebuilt: the retry is still a duplicate, and a gap
+    // in sequence numbers is still refused.
+    assert_eq!(
+        produce(
+            &mut client,
+            "durable",
+            batch(Some((4242, 0, 2)), &["c"], Compression::None)
+        )
+        .await,
+        (0, 2)
+    );
+    assert_eq!(
+        produce(
+            &mut client,
+            "durable",
+            batch(Some((4242, 0, 9)), &["z"], Compression::None)
+        )
+        .await
+        .0,
+        ErrorCode::OutOfOrderSequenceNumber.code()
+    );
+    let (keys, _) = fetch_keys(&mut client, "durable", 1).await;
+    assert_eq!(
+        keys,
+        ["b", "c"],
+        "a fetch from inside a batch skips the records before it"
+    );
+}
+
+/// Produce (0) validation per Kafka's LogValidator: keyless records on a compacted topic are
+/// INVALID_RECORD, a batch over max.message.bytes is MESSAGE_TOO_LARGE, a flipped byte is
+/// CORRUPT_MESSAGE; nothing of a refused batch is appended.
+#[tokio::test]
+async fn produce_validation_errors_append_nothing() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "compacted", &[("cleanup.policy", "compact")]).await;
+    create_topic(&mut client, "small", &[("max.message.bytes", "200")]).await;
+
+    let mut keyless = RecordBatchBuilder::new(Compression::None);
+    keyless
+        .append(0, None, Some(Bytes::from_static(b"v")), Vec::new())
+        .expect("record fits");
+    let (error, _) = produce(&mut client, "compacted", keyless.build().expect("builds")).await;
+    assert_eq!(error, ErrorCode::InvalidRecord.code());
+
+    let big: Vec<String> = (0..20).map(|i| format!("key-{i:04}")).collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let (error, _) = produce(&mut client, "small", batch(None, &big, Compression::None)).await;
+    assert_eq!(error, ErrorCode::MessageTooLarge.code());
+
+    let mut corrupt = batch(None, &["x"], Compression::None).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let (error, _) = produce(&mut client, "small", Bytes::from(corrupt)).await;
+    assert_eq!(error, ErrorCode::CorruptMessage.code());
+
+    let (keys, high_watermark) = fetch_keys(&mut client, "small", 0).await;
+    assert!(keys.is_empty());
+    assert_eq!(high_watermark, 0);
+    let (error, offset) = produce(
+        &mut client,
+        "small",
+        batch(None, &["ok"], Compression::None),
+    )
+    .await;
+    assert_eq!((error, offset), (0, 0));
+}
+
+/// Produce (0) to an unknown topic with auto-creation off in the request path: Produce never
+/// creates topics, it answers UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test]
+async fn produce_to_an_unknown_topic() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let (error, offset) = produce(
+        &mut client,
+        "nowhere",
+        batch(None, &["k"], Compression::None),
+    )
+    .await;
+    assert_eq!(
+        (error, offset),
+        (ErrorCode::UnknownTopicOrPartition.code(), -1)
+    );
+}
