@@ -618,12 +618,13 @@ fn partition_records(
         .collect()
 }
 
-/// Decides the records that create `topic`, or why it cannot be created.
+/// Decides the records that create `topic` with id `topic_id`, or why it cannot be created.
 pub fn create_topic(
     image: &MetadataImage,
     settings: &ControllerSettings,
     topic: &NewTopic,
     pending_names: &BTreeSet<String>,
+    topic_id: Uuid,
 ) -> Result<(CreatedTopic, Vec<MetadataRecord>), ControllerError> {
     validate_topic_name(&topic.name)?;
     if image.topic(&topic.name).is_some() || pending_names.contains(&topic.name) {
@@ -689,7 +690,6 @@ pub fn create_topic(
         }
         topic.assignments.clone()
     };
-    let topic_id = Uuid::new_v4();
     let mut records = vec![MetadataRecord::new(Record::Topic(TopicRecord {
         name: topic.name.clone(),
         topic_id: topic_id.as_bytes().to_vec(),

@@ -201,11 +201,13 @@ pub trait MetadataFrontend: Send + Sync + 'static {
 }
 
 /// Decides the records for `request` against `image`, the image of every entry before the one
-/// that will carry them. The decision logic exists once, here.
+/// that will carry them. The decision logic exists once, here. `new_topic_id` makes the ids of
+/// new topics (random in production, seeded in the simulation).
 pub fn decide(
     image: &MetadataImage,
     settings: &ControllerSettings,
     request: &ControllerRequest,
+    new_topic_id: &mut dyn FnMut() -> Uuid,
 ) -> Result<(ControllerReply, Vec<MetadataRecord>), ControllerError> {
     match request {
         ControllerRequest::RegisterBroker {
@@ -214,6 +216,20 @@ pub fn decide(
             endpoints,
             rack,
         } => {
+            // A retried registration (same process, same listeners) is answered again, not
+            // registered twice: the broker keeps its epoch.
+            if let Some(existing) = image.broker(*broker_id)
+                && existing.incarnation_id == *incarnation_id
+                && existing.endpoints == *endpoints
+                && existing.rack == *rack
+            {
+                return Ok((
+                    ControllerReply::BrokerRegistered {
+                        broker_epoch: existing.epoch,
+                    },
+                    Vec::new(),
+                ));
+            }
             let records = controller::register_broker(
                 image,
                 *broker_id,
@@ -236,7 +252,7 @@ pub fn decide(
             let mut results = Vec::with_capacity(topics.len());
             let mut records = Vec::new();
             for topic in topics {
-                match controller::create_topic(image, settings, topic, &pending) {
+                match controller::create_topic(image, settings, topic, &pending, new_topic_id()) {
                     Ok((created, topic_records)) => {
                         pending.insert(topic.name.clone());
                         if !validate_only {

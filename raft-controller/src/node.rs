@@ -94,6 +94,10 @@ pub struct QuorumConfig {
     pub leader_rebalance_interval_ms: Option<u64>,
     /// Cluster defaults for decisions.
     pub controller: ControllerSettings,
+    /// Draw new topic ids from the node's seeded generator instead of the operating system's,
+    /// so that a simulated run is repeatable byte for byte. Off in production, where topic ids
+    /// must not collide across clusters.
+    pub seeded_topic_ids: bool,
 }
 
 impl QuorumConfig {
@@ -334,6 +338,10 @@ pub struct QuorumNode<B: LogBackend> {
     next_rebalance_ms: u64,
     local_broker: Option<LocalBroker>,
     join_pending: bool,
+    /// A membership change was applied: the next snapshot must show it before any is sent.
+    snapshot_wanted: bool,
+    /// Followers a snapshot was sent to in this ready cycle.
+    snapshots_sent: Vec<u64>,
     peers_seen: BTreeMap<NodeId, PeerSeen>,
     outputs: Outputs,
 }
@@ -453,6 +461,8 @@ impl<B: LogBackend> QuorumNode<B> {
             next_rebalance_ms: now_ms,
             local_broker: None,
             join_pending: false,
+            snapshot_wanted: false,
+            snapshots_sent: Vec::new(),
             peers_seen: BTreeMap::new(),
             outputs: Outputs::default(),
             config,
@@ -531,6 +541,29 @@ impl<B: LogBackend> QuorumNode<B> {
             .store()
             .entry(index)
             .map(|e| (e.term, e.data.clone()))
+    }
+
+    /// A one-line summary of the node's internal queues, for diagnostics.
+    pub fn diagnostics(&self) -> String {
+        format!(
+            "role {:?} term {} leader {:?} applied {} last {} commit {} snapshot {} queued {} in_flight {:?} forwards {} local_broker {:?} join_pending {}",
+            self.raw.raft.state,
+            self.term(),
+            self.leader(),
+            self.applied,
+            self.last_index(),
+            self.commit_index(),
+            self.snapshot_index(),
+            self.queue.len(),
+            self.in_flight
+                .as_ref()
+                .map(|f| (f.index, f.term, f.waiters.len())),
+            self.forwards.len(),
+            self.local_broker
+                .as_ref()
+                .map(|b| (b.epoch, b.heartbeat_pending, b.stopped)),
+            self.join_pending,
+        )
     }
 
     /// Takes what the node produced.
@@ -721,6 +754,13 @@ impl<B: LogBackend> QuorumNode<B> {
         self.send_raft(light.take_messages());
         self.apply_entries(light.take_committed_entries())?;
         self.raw.advance_apply();
+        // The transport does not confirm delivery. Reporting a sent snapshot as finished puts
+        // the follower back into probing: if the snapshot never arrived, the follower's reply to
+        // the next append says so and the leader sends a snapshot again, instead of waiting for
+        // a report forever.
+        for to in std::mem::take(&mut self.snapshots_sent) {
+            self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
+        }
         self.observe_raft();
         self.maybe_snapshot()?;
         Ok(())
@@ -729,6 +769,9 @@ impl<B: LogBackend> QuorumNode<B> {
     fn send_raft(&mut self, messages: Vec<Message>) {
         for message in messages {
             let to = node_id(message.to);
+            if message.msg_type() == MessageType::MsgSnapshot {
+                self.snapshots_sent.push(message.to);
+            }
             self.outputs
                 .messages
                 .push((to, PeerMessage::Raft(Box::new(message))));
@@ -823,6 +866,9 @@ impl<B: LogBackend> QuorumNode<B> {
     fn apply_conf_change(&mut self, index: u64, change: &ConfChange) {
         match self.raw.apply_conf_change(change) {
             Ok(_) => {
+                // A learner only accepts a snapshot whose membership includes it (raft-rs's
+                // `restore`), so the snapshot a leader may send must be taken after the change.
+                self.snapshot_wanted = true;
                 if change.change_type() == ConfChangeType::AddLearnerNode {
                     let node = node_id(change.node_id);
                     let address = String::from_utf8_lossy(&change.context).into_owned();
@@ -850,10 +896,11 @@ impl<B: LogBackend> QuorumNode<B> {
 
     /// Bookkeeping after the image moved: this broker's epoch, forwarded answers now applied.
     fn after_apply(&mut self) {
+        // Follow this broker's registration in the image: its epoch is what heartbeats carry.
         if let Some(local) = &mut self.local_broker
-            && local.epoch.is_none()
             && let Some(broker) = self.image.broker(self.config.node_id)
             && broker.incarnation_id == local.incarnation
+            && local.epoch != Some(broker.epoch)
         {
             local.epoch = Some(broker.epoch);
             local.next_heartbeat_ms = self.now_ms;
@@ -1058,7 +1105,24 @@ impl<B: LogBackend> QuorumNode<B> {
             let Command::Request(request) = &pending.command else {
                 continue;
             };
-            let result = match decide(&working, &self.config.controller, request) {
+            let seeded = self.config.seeded_topic_ids;
+            let rng = &mut self.rng;
+            let mut new_topic_id = || {
+                if seeded {
+                    let mut bytes = [0u8; 16];
+                    bytes[..8].copy_from_slice(&rng.next().to_be_bytes());
+                    bytes[8..].copy_from_slice(&rng.next().to_be_bytes());
+                    uuid::Builder::from_random_bytes(bytes).into_uuid()
+                } else {
+                    Uuid::new_v4()
+                }
+            };
+            let result = match decide(
+                &working,
+                &self.config.controller,
+                request,
+                &mut new_topic_id,
+            ) {
                 Ok((reply, decided)) => {
                     for record in &decided {
                         if let Err(error) = working.apply(base as i64 + 1, record) {
@@ -1259,8 +1323,7 @@ impl<B: LogBackend> QuorumNode<B> {
             .iter()
             .filter(|(_, f)| {
                 f.answered.is_none()
-                    && (f.sent_to.is_none()
-                        || (leader.is_some() && f.sent_to != leader)
+                    && ((leader.is_some() && f.sent_to != leader)
                         || self.now_ms >= f.last_sent_ms + self.config.forward_resend_ms)
             })
             .map(|(id, _)| *id)
@@ -1321,11 +1384,14 @@ impl<B: LogBackend> QuorumNode<B> {
             }
             ForwardOutcome::NotLeader { leader } => {
                 self.leader_hint = leader.filter(|l| *l != self.config.node_id);
-                if self
-                    .forwards
-                    .get(&request_id)
-                    .is_some_and(|f| f.answered.is_none())
-                {
+                // Resend at once only towards a leader the receiver named; without one, the
+                // resend timer paces the search (a leaderless cluster must not be flooded).
+                let redirect = self.forwards.get(&request_id).is_some_and(|f| {
+                    f.answered.is_none()
+                        && self.leader_hint.is_some()
+                        && f.sent_to != self.leader_hint
+                });
+                if redirect {
                     self.send_forward(request_id);
                 }
             }
@@ -1437,9 +1503,10 @@ impl<B: LogBackend> QuorumNode<B> {
     /// Takes a snapshot and compacts the log when enough entries were applied since the last.
     fn maybe_snapshot(&mut self) -> Result<(), QuorumError> {
         let since = self.applied.saturating_sub(self.snapshot_index());
-        if since < self.config.snapshot_interval_entries {
+        if since == 0 || (since < self.config.snapshot_interval_entries && !self.snapshot_wanted) {
             return Ok(());
         }
+        self.snapshot_wanted = false;
         let term = self.raw.store().term(self.applied)?;
         let conf_state = self.raw.raft.prs().conf().to_conf_state();
         let snapshot = Snapshot {

@@ -211,6 +211,7 @@ impl RaftQuorum {
             broker_heartbeat_interval_ms: timing.broker_heartbeat_interval_ms,
             leader_rebalance_interval_ms: timing.leader_rebalance_interval_ms,
             controller: options.controller.clone(),
+            seeded_topic_ids: false,
         };
         let backend = FileBackend::open(&options.data_dir)?;
         let started = Instant::now();
