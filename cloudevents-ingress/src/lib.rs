@@ -18,11 +18,17 @@
 #![deny(missing_docs)]
 
 pub mod cesql;
+pub mod clock;
 pub mod codec;
 pub mod delivery;
+pub mod dispatcher;
 pub mod event;
 pub mod filter;
+pub mod ingress;
 pub mod knative;
 pub mod log;
 pub mod memory;
 pub mod model;
+pub mod partitioner;
+pub mod registry;
+pub mod sender;
