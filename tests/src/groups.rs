@@ -470,3 +470,169 @@ pub fn consumer_groups_tool(
     let _ = kafka_classpath()?;
     crate::kafka::run_tool(CONSUMER_GROUP_COMMAND, &full, work, name)?.stdout_text()
 }
+
+/// A group scenario's knobs.
+#[derive(Debug, Clone)]
+pub struct SplitScenario {
+    /// The member program.
+    pub program: MemberProgram,
+    /// `classic` or `consumer`; `None` for the library default.
+    pub protocol: Option<String>,
+    /// Client-side (classic) or server-side (consumer) assignor.
+    pub assignor: Option<String>,
+    /// Session timeout for classic members.
+    pub session_timeout_ms: Option<u32>,
+    /// Topic and group names are made from this.
+    pub name: String,
+}
+
+/// Partitions of the scenario topic.
+const SPLIT_PARTITIONS: i32 = 6;
+/// Bound on the group settling after a membership change.
+const SPLIT_SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn split_describe(members: &[&GroupMember]) -> String {
+    members
+        .iter()
+        .map(|m| {
+            let owned = m
+                .owned()
+                .map(|o| format!("{o:?}"))
+                .unwrap_or_else(|e| e.to_string());
+            format!("{}: owns {owned}\n{}", m.name, m.logs())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether `members` own every partition exactly once, each within one of the others.
+pub fn evenly_split(members: &[&GroupMember], partitions: i32) -> Result<bool> {
+    let mut all = BTreeSet::new();
+    let mut sizes = Vec::new();
+    for m in members {
+        let owned = m.owned()?;
+        sizes.push(owned.len());
+        for p in owned {
+            if !all.insert(p) {
+                return Ok(false);
+            }
+        }
+    }
+    let (min, max) = (
+        sizes.iter().min().copied().unwrap_or(0),
+        sizes.iter().max().copied().unwrap_or(0),
+    );
+    Ok(all.len() == partitions as usize && max - min <= 1 && min > 0)
+}
+
+/// Whether every offset below `per_partition` of every partition of `topic` was consumed.
+pub fn all_consumed(
+    members: &[&GroupMember],
+    topic: &str,
+    partitions: i32,
+    per_partition: i64,
+) -> Result<bool> {
+    let mut seen: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+    for m in members {
+        for (t, p, o) in records(&m.events()?) {
+            if t == topic {
+                seen.entry(p).or_default().insert(o);
+            }
+        }
+    }
+    Ok((0..partitions).all(|p| {
+        seen.get(&p)
+            .is_some_and(|offsets| (0..per_partition).all(|o| offsets.contains(&o)))
+    }))
+}
+
+/// The standard group scenario every member program runs: two members split six partitions
+/// and consume everything; a third joins and takes its share; one leaves cleanly and the others
+/// take its share; finally a new member of the same group starts exactly at the committed
+/// offsets. `create_topic` makes the six-partition topic.
+pub fn split_scenario(
+    scenario: &SplitScenario,
+    bootstrap: &str,
+    work: &Path,
+    create_topic: &dyn Fn(&str, i32) -> Result<()>,
+) -> Result<()> {
+    let topic = format!("{}-topic", scenario.name);
+    let group = format!("{}-group", scenario.name);
+    create_topic(&topic, SPLIT_PARTITIONS)?;
+    produce(bootstrap, &topic, SPLIT_PARTITIONS, 0, 600)?;
+    let options = MemberOptions {
+        bootstrap: bootstrap.to_string(),
+        topics: vec![topic.clone()],
+        group,
+        instance_id: None,
+        assignor: scenario.assignor.clone(),
+        protocol: scenario.protocol.clone(),
+        session_timeout_ms: scenario.session_timeout_ms,
+    };
+    let program = &scenario.program;
+    let mut m1 = GroupMember::start(program, &options, work, "m1")?;
+    let mut m2 = GroupMember::start(program, &options, work, "m2")?;
+    wait_until(
+        SPLIT_SETTLE_TIMEOUT,
+        "two members split the partitions",
+        || evenly_split(&[&m1, &m2], SPLIT_PARTITIONS),
+        || split_describe(&[&m1, &m2]),
+    )?;
+    wait_until(
+        SPLIT_SETTLE_TIMEOUT,
+        "the first 600 records are consumed",
+        || all_consumed(&[&m1, &m2], &topic, SPLIT_PARTITIONS, 100),
+        || split_describe(&[&m1, &m2]),
+    )?;
+    let mut m3 = GroupMember::start(program, &options, work, "m3")?;
+    wait_until(
+        SPLIT_SETTLE_TIMEOUT,
+        "a third member takes its share",
+        || evenly_split(&[&m1, &m2, &m3], SPLIT_PARTITIONS),
+        || split_describe(&[&m1, &m2, &m3]),
+    )?;
+    m1.stop()?;
+    wait_until(
+        SPLIT_SETTLE_TIMEOUT,
+        "the remaining two take over after a clean leave",
+        || evenly_split(&[&m2, &m3], SPLIT_PARTITIONS),
+        || split_describe(&[&m2, &m3]),
+    )?;
+    produce(bootstrap, &topic, SPLIT_PARTITIONS, 600, 600)?;
+    wait_until(
+        SPLIT_SETTLE_TIMEOUT,
+        "all 1200 records are consumed",
+        || all_consumed(&[&m1, &m2, &m3], &topic, SPLIT_PARTITIONS, 200),
+        || split_describe(&[&m2, &m3]),
+    )?;
+    m2.stop()?;
+    m3.stop()?;
+    produce(bootstrap, &topic, SPLIT_PARTITIONS, 1200, 60)?;
+    let mut m4 = GroupMember::start(program, &options, work, "m4")?;
+    wait_until(
+        SPLIT_SETTLE_TIMEOUT,
+        "a restarted member consumes the 60 new records",
+        || Ok(records(&m4.events()?).len() >= 60),
+        || split_describe(&[&m4]),
+    )?;
+    // Let a replay, if there were one, show up before counting.
+    thread::sleep(Duration::from_secs(1));
+    let consumed = records(&m4.events()?);
+    let mut firsts: BTreeMap<i32, i64> = BTreeMap::new();
+    for (_, p, o) in &consumed {
+        firsts
+            .entry(*p)
+            .and_modify(|f| *f = (*f).min(*o))
+            .or_insert(*o);
+    }
+    if consumed.len() != 60 || (0..SPLIT_PARTITIONS).any(|p| firsts.get(&p) != Some(&200)) {
+        bail!(
+            "the restarted member should resume at offset 200 of every partition and consume \
+             exactly 60 records; it consumed {} starting at {firsts:?}\n{}",
+            consumed.len(),
+            m4.logs()
+        );
+    }
+    m4.stop()?;
+    Ok(())
+}
