@@ -14,9 +14,16 @@
 //! - [`filter`]: trigger filters (attributes and the SubscriptionsAPI dialects).
 //! - [`delivery`]: Knative's DeliverySpec, ISO-8601 durations, backoff.
 //! - [`model`]: brokers and triggers; [`knative`]: Knative Broker/Trigger YAML.
+//! - [`ingress`]: the axum router for `POST /{namespace}/{broker}`.
+//! - [`dispatcher`]: per trigger and led partition workers; [`sender`]: HTTP delivery with
+//!   retries; [`clock`]: pausable time for backoff.
+//! - [`registry`]: brokers and triggers in memory; [`store`]: their durable file;
+//!   [`admin`]: management operations and the REST router.
+//! - [`partitioner`]: Kafka's murmur2 partition choice.
 //! - [`log`]: the trait the broker implements; [`memory`] an in-memory stand-in for tests.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod cesql;
 pub mod clock;
 pub mod codec;
@@ -32,3 +39,4 @@ pub mod model;
 pub mod partitioner;
 pub mod registry;
 pub mod sender;
+pub mod store;
