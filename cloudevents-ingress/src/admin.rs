@@ -369,13 +369,16 @@ pub fn router<L: EventLog, C: Clock>(control: Arc<Control<L, C>>) -> Router {
         .with_state(control)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+/// A JSON body, or the 400 to answer with (boxed: a response is large).
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
     serde_json::from_slice(body).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({ "error": format!("bad JSON: {e}") })),
+        Box::new(
+            (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": format!("bad JSON: {e}") })),
+            )
+                .into_response(),
         )
-            .into_response()
     })
 }
 
@@ -395,7 +398,7 @@ async fn create_broker<L: EventLog, C: Clock>(
 ) -> Response {
     let spec: BrokerSpec = match parse(&body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match c.put_broker(spec.clone(), true).await {
         Ok(_) => (StatusCode::CREATED, axum::Json(c.broker_view(spec))).into_response(),
@@ -425,7 +428,7 @@ async fn put_broker<L: EventLog, C: Clock>(
 ) -> Response {
     let spec: BrokerSpec = match parse(&body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if spec.namespace != ns || spec.name != name {
         return ControlError::Mismatch {
@@ -471,7 +474,7 @@ async fn create_trigger<L: EventLog, C: Clock>(
 ) -> Response {
     let spec: TriggerSpec = match parse(&body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match c.put_trigger(spec.clone(), true).await {
         Ok(_) => (StatusCode::CREATED, axum::Json(c.trigger_view(spec).await)).into_response(),
@@ -501,7 +504,7 @@ async fn put_trigger<L: EventLog, C: Clock>(
 ) -> Response {
     let spec: TriggerSpec = match parse(&body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if spec.namespace != ns || spec.name != name {
         return ControlError::Mismatch {
