@@ -58,6 +58,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, Versions)] = &[
     (ApiKey::DeleteGroups, Versions { min: 0, max: 2 }),
     (ApiKey::IncrementalAlterConfigs, Versions { min: 0, max: 1 }),
     (ApiKey::OffsetDelete, Versions { min: 0, max: 0 }),
+    (ApiKey::DescribeQuorum, Versions { min: 0, max: 2 }),
     (ApiKey::DescribeCluster, Versions { min: 0, max: 2 }),
     (ApiKey::DescribeProducers, Versions { min: 0, max: 0 }),
     (ApiKey::ConsumerGroupHeartbeat, Versions { min: 0, max: 1 }),

@@ -170,6 +170,9 @@ pub struct QuorumDescription {
     pub voters: Vec<QuorumReplica>,
     /// Learners (Kafka's observers).
     pub observers: Vec<QuorumReplica>,
+    /// The voters' controller addresses (`host:port`) as the answering node's configuration
+    /// lists them; filled in by the node that answers the caller, not carried between nodes.
+    pub voter_addresses: Vec<(NodeId, String)>,
 }
 
 /// A boxed future, so the trait stays object-safe.

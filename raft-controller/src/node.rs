@@ -1242,6 +1242,7 @@ impl<B: LogBackend> QuorumNode<B> {
             high_watermark: self.commit_index() as i64,
             voters: voters.into_iter().map(replica).collect(),
             observers: learners.into_iter().map(replica).collect(),
+            voter_addresses: Vec::new(),
         }
     }
 

@@ -151,6 +151,8 @@ pub struct RaftQuorum {
     status: Arc<Mutex<QuorumStatus>>,
     fatal: Arc<Mutex<Option<String>>>,
     controller_addr: SocketAddr,
+    /// The voters and their controller addresses, as configured.
+    voters: Vec<(NodeId, String)>,
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     request_timeout: Duration,
@@ -251,7 +253,7 @@ impl RaftQuorum {
         let driver = Driver {
             node,
             transport,
-            voter_addresses: voters.into_iter().collect(),
+            voter_addresses: voters.iter().cloned().collect(),
             inputs,
             waiters: HashMap::new(),
             next_token: 0,
@@ -272,6 +274,7 @@ impl RaftQuorum {
             status,
             fatal,
             controller_addr,
+            voters,
             shutdown,
             thread: Mutex::new(Some(thread)),
             request_timeout: Duration::from_millis(timing.request_timeout_ms),
@@ -444,9 +447,13 @@ impl MetadataFrontend for RaftQuorum {
 
     fn describe_quorum(&self) -> BoxFuture<Result<QuorumDescription, ControllerError>> {
         let reply = self.command(Command::DescribeQuorum);
+        let voter_addresses = self.voters.clone();
         Box::pin(async move {
             match reply.await? {
-                CommandReply::Quorum(description) => Ok(description),
+                CommandReply::Quorum(description) => Ok(QuorumDescription {
+                    voter_addresses,
+                    ..description
+                }),
                 other => Err(ControllerError::Unavailable(format!(
                     "unexpected reply {other:?}"
                 ))),

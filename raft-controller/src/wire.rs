@@ -1182,6 +1182,7 @@ fn reply_from(body: ReplyBody) -> Result<CommandReply, WireError> {
                 high_watermark: q.high_watermark,
                 voters: q.voters.into_iter().map(replica_from).collect(),
                 observers: q.observers.into_iter().map(replica_from).collect(),
+                voter_addresses: Vec::new(),
             }));
         }
         ReplyBody::BrokerRegistered(broker_epoch) => {

@@ -201,6 +201,7 @@ fn every_reply_and_error_round_trips() {
             last_caught_up_timestamp_ms: 2,
         }],
         observers: Vec::new(),
+        voter_addresses: Vec::new(),
     }))));
     for error in [
         ControllerError::InvalidTopic("bad".into()),

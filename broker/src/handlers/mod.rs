@@ -11,6 +11,7 @@ pub mod log_admin;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod quorum;
 pub mod topics;
 
 use std::sync::Arc;
@@ -56,6 +57,9 @@ pub async fn handle(
             to.ready(&log_admin::describe_producers(broker, &r))
         }
         RequestKind::DescribeCluster(r) => to.ready(&cluster::describe_cluster(broker, &r)),
+        RequestKind::DescribeQuorum(r) => {
+            to.ready(&quorum::describe_quorum(broker, &r, version).await)
+        }
         RequestKind::InitProducerId(r) => to.ready(&cluster::init_producer_id(broker, &r).await),
         RequestKind::CreatePartitions(r) => {
             to.ready(&topics::create_partitions(broker, r, version).await)
