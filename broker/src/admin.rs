@@ -1,4 +1,5 @@
-//! Admin HTTP: liveness, readiness and Prometheus metrics.
+//! Admin HTTP: liveness, readiness, Prometheus metrics, and the CloudEvents brokers and
+//! triggers REST API (`/v1/...`, served by `spate-cloudevents`).
 
 use std::sync::Arc;
 
@@ -10,13 +11,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Broker;
 
-/// Serves the admin endpoints until shutdown.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: CancellationToken) {
+/// Serves the admin endpoints, and `cloudevents` (the brokers and triggers API), until
+/// shutdown.
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    cloudevents: Router,
+) {
     let app = Router::new()
         .route("/health/live", get(|| async { StatusCode::OK }))
         .route("/health/ready", get(|| async { StatusCode::OK }))
         .route("/metrics", get(crate::metrics::render))
-        .with_state(broker);
+        .with_state(broker)
+        .merge(cloudevents);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;

@@ -44,6 +44,7 @@ pub fn serve_options(config: &NodeConfig) -> ServeOptions {
         kafka_listen: config.kafka_listen.to_string(),
         kafka_advertise: config.kafka_advertise.as_ref().map(|a| a.to_string()),
         admin_listen: config.admin_listen.to_string(),
+        cloudevents_listen: config.cloudevents_listen.to_string(),
         cluster_id: config.cluster_id.clone(),
         rack: config.rack.clone(),
         settings: BrokerSettings {

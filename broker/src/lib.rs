@@ -14,10 +14,13 @@
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
 //! - [`group`]: the group coordinator (consumer groups, committed offsets).
 //! - [`producer_ids`]: producer id blocks for InitProducerId.
+//! - [`cloudevents`]: the CloudEvents ingress, trigger dispatcher and their management API,
+//!   over the `spate-cloudevents` crate.
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod cli;
+pub mod cloudevents;
 pub mod connection;
 pub mod dispatch;
 pub mod fetch_session;

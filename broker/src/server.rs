@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub kafka_advertise: Option<String>,
     /// Admin HTTP bind address.
     pub admin_listen: String,
+    /// CloudEvents ingress bind address.
+    pub cloudevents_listen: String,
     /// Expected cluster id; when set and the data dir holds another, startup is refused.
     pub cluster_id: Option<String>,
     /// Rack.
@@ -128,6 +130,8 @@ pub struct RunningServer {
     pub kafka_addr: SocketAddr,
     /// The bound admin address.
     pub admin_addr: SocketAddr,
+    /// The bound CloudEvents ingress address.
+    pub cloudevents_addr: SocketAddr,
     /// The bound controller (quorum) address.
     pub controller_addr: SocketAddr,
     /// The shared broker state.
@@ -300,6 +304,13 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
     let admin_addr = admin_listener
         .local_addr()
         .map_err(data_dir_error(&options.data_dir))?;
+    let cloudevents_listener = TcpListener::bind(&options.cloudevents_listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "cloudevents",
+            address: options.cloudevents_listen.clone(),
+            source,
+        })?;
 
     let advertised = options
         .kafka_advertise
@@ -353,14 +364,24 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
         kafka_listener,
         shutdown.clone(),
     ));
+    let cloudevents = crate::cloudevents::start(
+        broker.clone(),
+        cloudevents_listener,
+        shutdown.clone(),
+        &mut tasks,
+    )
+    .await
+    .map_err(data_dir_error(&options.data_dir))?;
+    let cloudevents_addr = cloudevents.ingress_addr;
     tasks.spawn(admin::serve(
         broker.clone(),
         admin_listener,
         shutdown.clone(),
+        spate_cloudevents::admin::router(cloudevents.control),
     ));
 
     let listeners = format!(
-        "{{\"kafka\":\"{kafka_addr}\",\"admin\":\"{admin_addr}\",\"controller\":\"{controller_addr}\",\"advertised\":\"{advertised}\"}}\n"
+        "{{\"kafka\":\"{kafka_addr}\",\"admin\":\"{admin_addr}\",\"cloudevents\":\"{cloudevents_addr}\",\"controller\":\"{controller_addr}\",\"advertised\":\"{advertised}\"}}\n"
     );
     let path = options.data_dir.join(LISTENERS_FILE_NAME);
     write_atomically(&path, listeners.as_bytes()).map_err(data_dir_error(&path))?;
@@ -368,6 +389,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         kafka_addr,
         admin_addr,
+        cloudevents_addr,
         controller_addr,
         broker,
         quorum,

@@ -111,7 +111,7 @@ type Located = Result<(i32, String, i32), (ErrorCode, String)>;
 
 /// Creates `__consumer_offsets` as Kafka does on first use: `offsets.topic.num.partitions`
 /// partitions, compacted, producer compression, `offsets.topic.segment.bytes` segments.
-async fn create_offsets_topic(broker: &Arc<Broker>) -> Result<(), String> {
+pub(crate) async fn create_offsets_topic(broker: &Arc<Broker>) -> Result<(), String> {
     let settings = broker.groups.settings();
     let image = broker.metadata.image();
     let live = image.live_brokers().count().max(1);

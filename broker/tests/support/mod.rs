@@ -64,6 +64,7 @@ fn options(dir: &std::path::Path, settings: BrokerSettings) -> ServeOptions {
         kafka_listen: "127.0.0.1:0".into(),
         kafka_advertise: None,
         admin_listen: "127.0.0.1:0".into(),
+        cloudevents_listen: "127.0.0.1:0".into(),
         cluster_id: None,
         rack: None,
         settings,

@@ -1,0 +1,477 @@
+//! The broker side of CloudEvents: [`BrokerLog`] implements `spate_cloudevents`'s narrow
+//! `EventLog` trait over the local partitions, the metadata image and the group coordinator,
+//! and [`start`] runs the ingress listener, the trigger dispatcher and the management API.
+//!
+//! Brokers and triggers are kept in `<data_dir>/cloudevents/` by the crate's file store, so
+//! they survive restarts on this node.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use spate_cloudevents::admin::Control;
+use spate_cloudevents::clock::TokioClock;
+use spate_cloudevents::dispatcher::Dispatcher;
+use spate_cloudevents::ingress::{Ingress, IngressConfig};
+use spate_cloudevents::log::{EventLog, LogError, Record, RecordHeader, StoredRecord, TopicSpec};
+use spate_cloudevents::registry::Registry;
+use spate_cloudevents::store::FileStore;
+use spate_controller::controller::{ControllerError, NewTopic};
+use spate_controller::frontend::{ControllerReply, ControllerRequest};
+use spate_protocol::records::{Compression, Header, RecordBatch, RecordBatchBuilder};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::Broker;
+use crate::group::{CommitIdentity, GroupError, OFFSETS_TOPIC, OffsetCommitEntry};
+use crate::replica::partition::{Isolation, ProduceError, ReadError};
+
+/// Bytes read from a partition per dispatcher read; bounds memory per trigger worker.
+pub const READ_MAX_BYTES: usize = 1024 * 1024;
+/// How long an `acks=all` append waits for the high watermark to pass it.
+pub const ACKS_ALL_TIMEOUT_MS: u64 = 30_000;
+/// Directory under the data dir holding the stored brokers and triggers.
+pub const STORE_DIR_NAME: &str = "cloudevents";
+
+/// The broker as CloudEvents sees it.
+pub struct BrokerLog {
+    broker: Arc<Broker>,
+}
+
+impl BrokerLog {
+    /// Wraps a running broker.
+    pub fn new(broker: Arc<Broker>) -> Self {
+        BrokerLog { broker }
+    }
+
+    fn partition(
+        &self,
+        topic: &str,
+        index: i32,
+    ) -> Result<Arc<crate::replica::partition::Partition>, LogError> {
+        if let Some(p) = self.broker.replicas.get(topic, index) {
+            return Ok(p);
+        }
+        let known = self
+            .broker
+            .metadata
+            .image()
+            .topic(topic)
+            .is_some_and(|t| t.partitions.contains_key(&index));
+        Err(if known {
+            LogError::NotLeader {
+                topic: topic.to_owned(),
+                partition: index,
+            }
+        } else {
+            LogError::UnknownTopic {
+                topic: format!("{topic}-{index}"),
+            }
+        })
+    }
+
+    /// Creates `__consumer_offsets` on first use, as FindCoordinator does for Kafka clients.
+    async fn ensure_offsets_topic(&self, group: &str) -> Result<(), LogError> {
+        if self.broker.metadata.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        crate::handlers::groups::create_offsets_topic(&self.broker)
+            .await
+            .map_err(|why| {
+                tracing::warn!(%why, "cannot create {OFFSETS_TOPIC}");
+                LogError::CoordinatorNotAvailable {
+                    group: group.to_owned(),
+                }
+            })
+    }
+
+    fn leads(&self, topic: &str, index: i32) -> bool {
+        self.broker
+            .metadata
+            .image()
+            .topic(topic)
+            .and_then(|t| {
+                t.partitions
+                    .get(&index)
+                    .map(|p| p.leader == Some(self.broker.node_id))
+            })
+            .unwrap_or(false)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn map_produce_error(topic: &str, partition: i32, e: ProduceError) -> LogError {
+    match e {
+        ProduceError::NotLeader => LogError::NotLeader {
+            topic: topic.to_owned(),
+            partition,
+        },
+        ProduceError::TooLarge {
+            size_bytes,
+            max_bytes,
+        } => LogError::TooLarge {
+            size_bytes,
+            max_bytes: max_bytes.max(0) as usize,
+        },
+        other => LogError::Other(other.to_string()),
+    }
+}
+
+fn map_group_error(group: &str, e: GroupError) -> LogError {
+    match e {
+        GroupError::NotCoordinator
+        | GroupError::LoadInProgress
+        | GroupError::CoordinatorNotAvailable => LogError::CoordinatorNotAvailable {
+            group: group.to_owned(),
+        },
+        other => LogError::Other(other.to_string()),
+    }
+}
+
+fn map_controller_error(e: ControllerError) -> LogError {
+    match e {
+        ControllerError::Unavailable(text) => {
+            LogError::Other(format!("controller unavailable: {text}"))
+        }
+        other => LogError::Other(other.to_string()),
+    }
+}
+
+impl EventLog for BrokerLog {
+    async fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+    ) -> Result<i64, LogError> {
+        let p = self.partition(topic, partition)?;
+        if !self.leads(topic, partition) {
+            return Err(LogError::NotLeader {
+                topic: topic.to_owned(),
+                partition,
+            });
+        }
+        let count = records.len() as i64;
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        for r in records {
+            let headers = r
+                .headers
+                .into_iter()
+                .map(|h| Header {
+                    key: Bytes::from(h.key),
+                    value: h.value,
+                })
+                .collect();
+            builder
+                .append(r.timestamp_ms, r.key, r.value, headers)
+                .map_err(|e| LogError::Other(e.to_string()))?;
+        }
+        let bytes = builder
+            .build()
+            .map_err(|e| LogError::Other(e.to_string()))?;
+        let outcome = p
+            .append_from_client(
+                bytes,
+                now_ms(),
+                self.broker.settings.decompressed_batch_max_bytes,
+            )
+            .map_err(|e| map_produce_error(topic, partition, e))?;
+        let base = outcome.base_offset.0;
+        // acks=all: answer only once the high watermark has passed the last record.
+        let last = base + count - 1;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ACKS_ALL_TIMEOUT_MS);
+        loop {
+            let arrived = p.data_arrived.notified();
+            if p.high_watermark() > last {
+                return Ok(base);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return Err(LogError::Timeout);
+            }
+        }
+    }
+
+    fn partition_count(&self, topic: &str) -> Result<i32, LogError> {
+        self.broker
+            .metadata
+            .image()
+            .topic(topic)
+            .map(|t| t.partitions.len() as i32)
+            .ok_or_else(|| LogError::UnknownTopic {
+                topic: topic.to_owned(),
+            })
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> Result<Vec<StoredRecord>, LogError> {
+        let p = self.partition(topic, partition)?;
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let arrived = p.data_arrived.notified();
+            let read = p
+                .read(offset, READ_MAX_BYTES, Isolation::ReadCommitted, true)
+                .map_err(|e| match e {
+                    ReadError::OutOfRange { requested } => LogError::OffsetOutOfRange {
+                        offset: requested,
+                        log_start_offset: p.log.log_start_offset().0,
+                    },
+                    other => LogError::Other(other.to_string()),
+                })?;
+            let mut out = Vec::new();
+            let mut bytes = read.records;
+            while !bytes.is_empty() && out.len() < max_records {
+                let batch = RecordBatch::split_first(&mut bytes)
+                    .map_err(|e| LogError::Other(e.to_string()))?;
+                if batch.is_control() {
+                    continue;
+                }
+                let base = batch.base_offset();
+                let iter = batch
+                    .records(self.broker.settings.decompressed_batch_max_bytes)
+                    .map_err(|e| LogError::Other(e.to_string()))?;
+                for r in iter {
+                    let r = r.map_err(|e| LogError::Other(e.to_string()))?;
+                    let record_offset = r.offset(base).0;
+                    if record_offset < offset {
+                        continue;
+                    }
+                    out.push(StoredRecord {
+                        offset: record_offset,
+                        record: Record {
+                            timestamp_ms: r.timestamp_in(&batch),
+                            key: r.key,
+                            value: r.value,
+                            headers: r
+                                .headers
+                                .into_iter()
+                                .map(|h| RecordHeader {
+                                    key: String::from_utf8_lossy(&h.key).into_owned(),
+                                    value: h.value,
+                                })
+                                .collect(),
+                        },
+                    });
+                    if out.len() >= max_records {
+                        break;
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return Ok(out);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, LogError> {
+        Ok(self.partition(topic, partition)?.last_stable_offset())
+    }
+
+    async fn start_offset(&self, topic: &str, partition: i32) -> Result<i64, LogError> {
+        Ok(self.partition(topic, partition)?.log.log_start_offset().0)
+    }
+
+    async fn commit_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), LogError> {
+        self.ensure_offsets_topic(group).await?;
+        let image = self.broker.metadata.image();
+        let identity = CommitIdentity {
+            member_id: String::new(),
+            instance_id: None,
+            generation_or_epoch: -1,
+            api_version: 8,
+            retention_ms: None,
+        };
+        let entry = OffsetCommitEntry {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        };
+        self.broker
+            .groups
+            .commit_offsets(&image, group, &identity, &[entry])
+            .await
+            .map(|_| ())
+            .map_err(|e| map_group_error(group, e))
+    }
+
+    async fn fetch_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, LogError> {
+        self.ensure_offsets_topic(group).await?;
+        let image = self.broker.metadata.image();
+        let fetched = self
+            .broker
+            .groups
+            .fetch_offsets(
+                &image,
+                group,
+                None,
+                Some(vec![(topic.to_owned(), vec![partition])]),
+            )
+            .await
+            .map_err(|e| map_group_error(group, e))?;
+        Ok(fetched
+            .into_iter()
+            .find(|(t, p, _)| t == topic && *p == partition)
+            .and_then(|(_, _, v)| v.map(|v| v.offset)))
+    }
+
+    fn led_partitions(&self, topic: &str) -> Vec<i32> {
+        let image = self.broker.metadata.image();
+        image
+            .topic(topic)
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|(_, p)| p.leader == Some(self.broker.node_id))
+                    .map(|(i, _)| *i)
+                    .filter(|i| self.broker.replicas.get(topic, *i).is_some())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        if self.broker.metadata.image().topic(&spec.name).is_some() {
+            return Ok(());
+        }
+        let configs: Vec<(String, String)> = spec.configs.clone().into_iter().collect();
+        self.broker
+            .validate_topic_configs(&configs)
+            .map_err(LogError::Other)?;
+        let request = ControllerRequest::CreateTopics {
+            topics: vec![NewTopic {
+                name: spec.name.clone(),
+                partitions: Some(spec.partitions),
+                replication_factor: (spec.replication_factor > 0)
+                    .then_some(spec.replication_factor),
+                assignments: BTreeMap::new(),
+                configs,
+            }],
+            validate_only: false,
+        };
+        match self
+            .broker
+            .submit(request)
+            .await
+            .map_err(map_controller_error)?
+        {
+            ControllerReply::TopicsCreated(results) => match results.into_iter().next() {
+                Some(Ok(_)) | Some(Err(ControllerError::TopicAlreadyExists(_))) => Ok(()),
+                Some(Err(e)) => Err(map_controller_error(e)),
+                None => Err(LogError::Other("no result for the topic".into())),
+            },
+            _ => Err(LogError::Other("unexpected controller reply".into())),
+        }
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        let Some(id) = self.broker.metadata.image().topic(topic).map(|t| t.id) else {
+            return Ok(());
+        };
+        match self
+            .broker
+            .submit(ControllerRequest::DeleteTopics {
+                topic_ids: vec![id],
+            })
+            .await
+            .map_err(map_controller_error)?
+        {
+            ControllerReply::TopicsDeleted(results) => match results.into_iter().next() {
+                Some(Err(e)) => Err(map_controller_error(e)),
+                _ => Ok(()),
+            },
+            _ => Err(LogError::Other("unexpected controller reply".into())),
+        }
+    }
+}
+
+/// The CloudEvents parts of a running node.
+pub struct CloudEvents {
+    /// The bound ingress address.
+    pub ingress_addr: SocketAddr,
+    /// Management operations, for the admin API.
+    pub control: Arc<Control<BrokerLog, TokioClock>>,
+}
+
+/// Loads the stored brokers and triggers, then serves the ingress on `listener` and runs the
+/// dispatcher until `shutdown`.
+pub async fn start(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> std::io::Result<CloudEvents> {
+    let ingress_addr = listener.local_addr()?;
+    let log = Arc::new(BrokerLog::new(broker.clone()));
+    let registry = Arc::new(Registry::new());
+    let dispatcher = Dispatcher::new(log.clone(), registry.clone(), Arc::new(TokioClock));
+    let store = FileStore::new(broker.replicas.data_dir().join(STORE_DIR_NAME));
+    let control = Control::new(
+        log.clone(),
+        registry.clone(),
+        dispatcher.clone(),
+        Some(store),
+    );
+    match control.load().await {
+        Ok(refused) => {
+            for reason in refused {
+                tracing::warn!(%reason, "stored CloudEvents resource refused");
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot load stored CloudEvents brokers and triggers")
+        }
+    }
+    let ingress = Ingress::new(log, registry, IngressConfig::default());
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(error) =
+            spate_cloudevents::ingress::serve(
+                listener,
+                ingress,
+                async move { stop.cancelled().await },
+            )
+            .await
+        {
+            tracing::warn!(%error, "CloudEvents ingress stopped");
+        }
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        stop.cancelled().await;
+        let _ = stop_tx.send(true);
+    });
+    tasks.spawn(dispatcher.run(stop_rx));
+    Ok(CloudEvents {
+        ingress_addr,
+        control,
+    })
+}
