@@ -2,6 +2,7 @@
 //! differential baseline, and real Kafka clients in several languages.
 //!
 //! - [`spate::SpateNode`] starts `spate serve` on free loopback ports with a temp data dir;
+//! - [`cluster::SpateCluster`] starts several `spate serve` processes forming one cluster;
 //! - [`kafka::KafkaNode`] starts Apache Kafka 4.3.1 (KRaft, one node) from the Maven jars;
 //! - [`target::Target`] is either, picked by `SPATE_E2E_TARGET` (`spate` default, or `kafka`);
 //! - [`clients`] puts every client library behind [`clients::KafkaClient`];
@@ -14,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod cluster;
 pub mod clients;
 pub mod compat;
 pub mod groups;
