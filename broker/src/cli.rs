@@ -68,6 +68,9 @@ pub fn serve_options(config: &NodeConfig) -> ServeOptions {
                 election_timeout_ms: positive_ms(broker.controller_quorum_election_timeout_ms),
                 broker_session_timeout_ms: positive_ms(broker.broker_session_timeout_ms),
                 broker_heartbeat_interval_ms: positive_ms(broker.broker_heartbeat_interval_ms),
+                initial_registration_timeout_ms: positive_ms(
+                    broker.initial_broker_registration_timeout_ms,
+                ),
                 leader_rebalance_interval_ms: broker
                     .auto_leader_rebalance_enable
                     .then(|| (broker.leader_imbalance_check_interval_seconds.max(1) as u64) * 1000),

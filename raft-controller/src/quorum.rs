@@ -35,6 +35,8 @@ use crate::transport::{self, Inbound, Transport};
 pub const INBOX_CAPACITY_MESSAGES: usize = 8192;
 /// Inputs handled per ready cycle; one cycle's fsync covers all of them.
 pub const INPUTS_PER_CYCLE_MAX: usize = 1024;
+/// Pause between attempts to register while the quorum has no leader.
+const REGISTRATION_RETRY: Duration = Duration::from_millis(500);
 
 /// Timing of the quorum, in milliseconds (ticks are derived from these).
 #[derive(Debug, Clone)]
@@ -58,6 +60,9 @@ pub struct QuorumTiming {
     pub leader_rebalance_interval_ms: Option<u64>,
     /// Applied entries between snapshots.
     pub snapshot_interval_entries: u64,
+    /// `initial.broker.registration.timeout.ms`: how long a starting broker keeps trying to
+    /// register (the voters of a new cluster start at about the same time, but not at once).
+    pub initial_registration_timeout_ms: u64,
 }
 
 impl Default for QuorumTiming {
@@ -73,6 +78,7 @@ impl Default for QuorumTiming {
             broker_heartbeat_interval_ms: 2_000,
             leader_rebalance_interval_ms: Some(300_000),
             snapshot_interval_entries: 2_048,
+            initial_registration_timeout_ms: 60_000,
         }
     }
 }
@@ -155,7 +161,7 @@ pub struct RaftQuorum {
     voters: Vec<(NodeId, String)>,
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    request_timeout: Duration,
+    registration_timeout: Duration,
 }
 
 fn wall_clock_ms() -> u64 {
@@ -277,7 +283,7 @@ impl RaftQuorum {
             voters,
             shutdown,
             thread: Mutex::new(Some(thread)),
-            request_timeout: Duration::from_millis(timing.request_timeout_ms),
+            registration_timeout: Duration::from_millis(timing.initial_registration_timeout_ms),
         }))
     }
 
@@ -335,21 +341,46 @@ impl RaftQuorum {
     }
 
     /// Registers this node's broker and waits until the controller unfences it (its first
-    /// heartbeat, sent by the quorum itself, does that). Returns the broker epoch.
+    /// heartbeat, sent by the quorum itself, does that). While the quorum has no leader yet (the
+    /// other voters are still starting) it keeps trying, for at most
+    /// `initial.broker.registration.timeout.ms`. Returns the broker epoch.
     pub async fn register_broker(
         &self,
         endpoints: Vec<Endpoint>,
         rack: Option<String>,
     ) -> Result<i64, ControllerError> {
+        let deadline = tokio::time::Instant::now() + self.registration_timeout;
+        let timed_out = || {
+            ControllerError::Unavailable(format!(
+                "the metadata quorum did not register and unfence this broker within {:?}",
+                self.registration_timeout
+            ))
+        };
         let mut images = self.images.subscribe();
-        let reply = self
-            .submit(ControllerRequest::RegisterBroker {
-                broker_id: self.node_id,
-                incarnation_id: Uuid::new_v4(),
-                endpoints,
-                rack,
-            })
-            .await?;
+        // One incarnation for every attempt: a retry of a registration that did commit is
+        // answered with the same epoch instead of registering twice.
+        let request = ControllerRequest::RegisterBroker {
+            broker_id: self.node_id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints,
+            rack,
+        };
+        let reply = loop {
+            match tokio::time::timeout_at(deadline, self.submit(request.clone())).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Ok(reply)) => break reply,
+                Ok(Err(ControllerError::Unavailable(reason))) if self.fatal.lock().is_none() => {
+                    tracing::info!(%reason, "waiting for the metadata quorum to register this broker");
+                    if tokio::time::timeout_at(deadline, tokio::time::sleep(REGISTRATION_RETRY))
+                        .await
+                        .is_err()
+                    {
+                        return Err(timed_out());
+                    }
+                }
+                Ok(Err(error)) => return Err(error),
+            }
+        };
         let ControllerReply::BrokerRegistered { broker_epoch } = reply else {
             return Err(ControllerError::Unavailable(format!(
                 "unexpected reply to a registration: {reply:?}"
@@ -371,11 +402,9 @@ impl RaftQuorum {
                 }
             }
         };
-        match tokio::time::timeout(self.request_timeout, unfenced).await {
+        match tokio::time::timeout_at(deadline, unfenced).await {
             Ok(result) => result.map(|()| broker_epoch),
-            Err(_) => Err(ControllerError::Unavailable(
-                "the controller did not unfence this broker in time".into(),
-            )),
+            Err(_) => Err(timed_out()),
         }
     }
 

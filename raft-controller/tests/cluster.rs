@@ -452,3 +452,47 @@ async fn a_silent_broker_is_fenced_and_a_clean_stop_moves_leadership_first() {
     }
     cluster.stop_all().await;
 }
+
+/// The voters of a new cluster start at different times: the first one keeps trying to register
+/// until a quorum exists (within `initial.broker.registration.timeout.ms`), rather than giving
+/// up after one request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_voter_waits_for_its_quorum_to_register() {
+    let timing = QuorumTiming {
+        request_timeout_ms: 700,
+        ..QuorumTiming::default()
+    };
+    let voters: Vec<(NodeId, String)> = (0..3)
+        .map(|id| (NodeId(id), format!("127.0.0.1:{}", free_port())))
+        .collect();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let start = |id: usize| {
+        RaftQuorum::start(options(
+            id as i32,
+            dirs[id].path(),
+            voters[id].1.clone(),
+            &voters,
+            &timing,
+            CLUSTER_ID,
+        ))
+    };
+    let first = start(0).await.unwrap();
+    let registering = {
+        let first = first.clone();
+        tokio::spawn(async move { first.register_broker(endpoint(0), None).await })
+    };
+    // Longer than several request timeouts: one attempt alone would have failed by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!registering.is_finished());
+    let others = [start(1).await.unwrap(), start(2).await.unwrap()];
+    let epoch = registering
+        .await
+        .unwrap()
+        .expect("registers once the quorum exists");
+    assert!(epoch > 0);
+    assert!(!first.image().broker(NodeId(0)).unwrap().fenced);
+    first.shutdown().await;
+    for node in others {
+        node.shutdown().await;
+    }
+}
