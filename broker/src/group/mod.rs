@@ -1712,4 +1712,159 @@ mod tests {
         assert_eq!(h("😀"), 0xD83D * 31 + 0xDE00);
         assert_eq!(partition_for("😀", 50), (0xD83D * 31 + 0xDE00) % 50);
     }
+
+    use spate_storage::{LogOpenOptions, ManualClock, PartitionLog};
+
+    use crate::replica::settings::TopicSettings;
+
+    /// A coordinator with one loaded shard over a real log in `dir`, on a manual clock.
+    fn coordinator_with_shard(
+        dir: &std::path::Path,
+        clock: Arc<ManualClock>,
+        settings: CoordinatorSettings,
+    ) -> (Arc<GroupCoordinator>, Arc<Partition>) {
+        let log = PartitionLog::open(
+            dir,
+            TopicSettings::default().log,
+            clock.clone(),
+            LogOpenOptions::default(),
+        )
+        .expect("log opens");
+        let partition = Arc::new(Partition::new(
+            Arc::from(OFFSETS_TOPIC),
+            uuid::Uuid::nil(),
+            0,
+            Arc::new(log),
+            LeaderEpoch(0),
+            Arc::new(TopicSettings::default()),
+        ));
+        let coordinator = GroupCoordinator::new(NodeId(0), settings, clock);
+        (coordinator, partition)
+    }
+
+    fn install_all_shards(coordinator: &Arc<GroupCoordinator>, partition: &Arc<Partition>) {
+        // One log stands in for every offsets partition, so any group id lands on it.
+        for index in 0..coordinator.settings().offsets_partitions {
+            let shard = coordinator.load(index, partition.clone(), LeaderEpoch(0));
+            coordinator
+                .shards
+                .write()
+                .insert(index, ShardSlot::Loaded(shard));
+        }
+    }
+
+    fn settings_with_one_partition() -> CoordinatorSettings {
+        let mut settings = CoordinatorSettings::defaults();
+        settings.offsets_partitions = 1;
+        settings
+    }
+
+    fn simple_commit() -> CommitIdentity {
+        CommitIdentity {
+            member_id: String::new(),
+            instance_id: None,
+            generation_or_epoch: -1,
+            api_version: 9,
+            retention_ms: None,
+        }
+    }
+
+    fn entry(topic: &str, partition: i32, offset: i64) -> OffsetCommitEntry {
+        OffsetCommitEntry {
+            topic: topic.into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: Some("m".into()),
+        }
+    }
+
+    /// Committed offsets are records in the offsets log: a coordinator that loads the log
+    /// again (a restart, a new leader) finds them, and tombstones (DeleteGroups) remove them.
+    #[tokio::test]
+    async fn offsets_and_deletions_survive_a_reload_from_the_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let image = MetadataImage::empty();
+        let (coordinator, partition) =
+            coordinator_with_shard(dir.path(), clock.clone(), settings_with_one_partition());
+        install_all_shards(&coordinator, &partition);
+        let outcome = coordinator
+            .commit_offsets(
+                &image,
+                "g1",
+                &simple_commit(),
+                &[entry("t", 0, 5), entry("t", 1, 7)],
+            )
+            .await
+            .expect("commits");
+        assert_eq!(outcome, vec![PartitionCommit::Committed; 2]);
+        coordinator
+            .commit_offsets(&image, "g2", &simple_commit(), &[entry("t", 0, 9)])
+            .await
+            .expect("commits");
+        coordinator
+            .delete_group(&image, "g2")
+            .await
+            .expect("deletes");
+
+        let (reloaded, _) =
+            coordinator_with_shard(dir.path(), clock.clone(), settings_with_one_partition());
+        install_all_shards(&reloaded, &partition);
+        let fetched = reloaded
+            .fetch_offsets(&image, "g1", None, None)
+            .await
+            .expect("fetches");
+        let offsets: Vec<(String, i32, i64)> = fetched
+            .into_iter()
+            .map(|(t, p, v)| (t, p, v.map_or(-1, |v| v.offset)))
+            .collect();
+        assert_eq!(offsets, vec![("t".into(), 0, 5), ("t".into(), 1, 7)]);
+        assert!(
+            !reloaded.exists(&image, "g2").await,
+            "deleted group came back"
+        );
+    }
+
+    /// `offsets.retention.minutes`: a simple group's offsets expire by their commit time; the
+    /// group goes with its last offset, and stays gone after a reload.
+    #[tokio::test]
+    async fn offsets_of_an_empty_group_expire_after_the_retention() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let image = MetadataImage::empty();
+        let mut settings = settings_with_one_partition();
+        settings.offsets_retention_ms = 60_000;
+        let (coordinator, partition) =
+            coordinator_with_shard(dir.path(), clock.clone(), settings.clone());
+        install_all_shards(&coordinator, &partition);
+        coordinator
+            .commit_offsets(&image, "old", &simple_commit(), &[entry("t", 0, 1)])
+            .await
+            .expect("commits");
+        clock.advance(30_000);
+        coordinator
+            .commit_offsets(&image, "young", &simple_commit(), &[entry("t", 0, 2)])
+            .await
+            .expect("commits");
+        clock.advance(30_000);
+        coordinator.expire_offsets().await;
+        assert!(
+            !coordinator.exists(&image, "old").await,
+            "old group should expire"
+        );
+        assert!(
+            coordinator.exists(&image, "young").await,
+            "young group kept"
+        );
+
+        let (reloaded, _) = coordinator_with_shard(dir.path(), clock.clone(), settings);
+        install_all_shards(&reloaded, &partition);
+        assert!(!reloaded.exists(&image, "old").await);
+        let young = reloaded
+            .fetch_offsets(&image, "young", None, Some(vec![("t".into(), vec![0])]))
+            .await
+            .expect("fetches");
+        assert_eq!(young[0].2.as_ref().map(|v| v.offset), Some(2));
+    }
 }

@@ -1,0 +1,978 @@
+//! The group coordinator at the protocol level, over a real socket against an in-process broker:
+//! FindCoordinator (10), JoinGroup (11), Heartbeat (12), LeaveGroup (13), SyncGroup (14),
+//! DescribeGroups (15), ListGroups (16), DeleteGroups (42), OffsetCommit (8), OffsetFetch (9),
+//! OffsetDelete (47) and ConsumerGroupHeartbeat (68). Bad input — unknown member ids, stale
+//! generations, fenced static members, commits for unknown topics, oversized metadata — gets
+//! Kafka's error codes, and the group keeps working afterwards.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use spate_broker::server::{RunningServer, ServeOptions, start};
+use spate_broker::settings::BrokerSettings;
+use spate_protocol::error::ErrorCode;
+use spate_protocol::types::NodeId;
+use support::Client;
+
+/// A broker with group settings that keep the tests fast: no initial rebalance delay.
+struct GroupBroker {
+    server: Option<RunningServer>,
+    dir: tempfile::TempDir,
+}
+
+fn options(dir: &std::path::Path) -> ServeOptions {
+    let static_configs: BTreeMap<String, String> = [
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("offsets.topic.num.partitions", "4"),
+        ("offsets.topic.replication.factor", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    ServeOptions {
+        node_id: NodeId(0),
+        data_dir: dir.to_path_buf(),
+        kafka_listen: "127.0.0.1:0".into(),
+        kafka_advertise: None,
+        admin_listen: "127.0.0.1:0".into(),
+        cloudevents_listen: "127.0.0.1:0".into(),
+        cluster_id: None,
+        rack: None,
+        settings: BrokerSettings::default(),
+        static_configs,
+        quorum: Default::default(),
+    }
+}
+
+impl GroupBroker {
+    async fn start() -> GroupBroker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = start(options(dir.path())).await.expect("broker starts");
+        GroupBroker {
+            server: Some(server),
+            dir,
+        }
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(self.server.as_ref().expect("running").kafka_addr).await
+    }
+
+    async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        self.server = Some(start(options(self.dir.path())).await.expect("restarts"));
+    }
+}
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+async fn create_topic(client: &mut Client, name: &str, partitions: i32) {
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(s(name)))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        ])
+        .with_timeout_ms(30_000);
+    let response: CreateTopicsResponse = client.send(ApiKey::CreateTopics, 7, &request).await;
+    assert_eq!(response.topics[0].error_code, 0);
+}
+
+/// Finds the coordinator until it answers without error (the first call creates
+/// `__consumer_offsets`), then waits for the group's partition to be loaded.
+async fn find_coordinator(client: &mut Client, group: &str) -> FindCoordinatorResponse {
+    for _ in 0..100 {
+        let response: FindCoordinatorResponse = client
+            .send(
+                ApiKey::FindCoordinator,
+                3,
+                &FindCoordinatorRequest::default().with_key(s(group)),
+            )
+            .await;
+        if response.error_code == 0 {
+            // The coordinator is known; wait until it has loaded the group's partition.
+            fetch_v8(client, group, "any", &[]).await;
+            return response;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no coordinator for {group}");
+}
+
+fn join_request(
+    group: &str,
+    member: &str,
+    instance: Option<&str>,
+    metadata: &[u8],
+) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(s(member))
+        .with_group_instance_id(instance.map(s))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![
+            JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(Bytes::copy_from_slice(metadata)),
+        ])
+}
+
+async fn join(client: &mut Client, version: i16, request: &JoinGroupRequest) -> JoinGroupResponse {
+    // Retry while the offsets partition loads.
+    loop {
+        let response: JoinGroupResponse = client.send(ApiKey::JoinGroup, version, request).await;
+        if response.error_code != ErrorCode::CoordinatorLoadInProgress.code() {
+            return response;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Joins one dynamic member through KIP-394's two steps; returns (member id, generation).
+async fn join_alone(client: &mut Client, group: &str) -> (String, i32) {
+    let first = join(client, 9, &join_request(group, "", None, b"m")).await;
+    assert_eq!(first.error_code, ErrorCode::MemberIdRequired.code());
+    let member = first.member_id.as_str().to_string();
+    let joined = join(client, 9, &join_request(group, &member, None, b"m")).await;
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.leader.as_str(), member);
+    (member, joined.generation_id)
+}
+
+async fn sync(
+    client: &mut Client,
+    group: &str,
+    member: &str,
+    instance: Option<&str>,
+    generation: i32,
+    assignments: &[(&str, &[u8])],
+) -> SyncGroupResponse {
+    let request = SyncGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(generation)
+        .with_member_id(s(member))
+        .with_group_instance_id(instance.map(s))
+        .with_assignments(
+            assignments
+                .iter()
+                .map(|(m, a)| {
+                    SyncGroupRequestAssignment::default()
+                        .with_member_id(s(m))
+                        .with_assignment(Bytes::copy_from_slice(a))
+                })
+                .collect(),
+        );
+    client.send(ApiKey::SyncGroup, 5, &request).await
+}
+
+async fn heartbeat(
+    client: &mut Client,
+    group: &str,
+    member: &str,
+    instance: Option<&str>,
+    generation: i32,
+) -> i16 {
+    let request = HeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_group_instance_id(instance.map(s))
+        .with_generation_id(generation);
+    let response: HeartbeatResponse = client.send(ApiKey::Heartbeat, 4, &request).await;
+    response.error_code
+}
+
+fn commit_request(
+    group: &str,
+    member: &str,
+    generation: i32,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(s(member))
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(offset)
+                        .with_committed_metadata(Some(s("meta"))),
+                ]),
+        ])
+}
+
+async fn commit(client: &mut Client, version: i16, request: &OffsetCommitRequest) -> i16 {
+    let response: OffsetCommitResponse = client.send(ApiKey::OffsetCommit, version, request).await;
+    response.topics[0].partitions[0].error_code
+}
+
+async fn fetch_v8(
+    client: &mut Client,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<(i32, i64)> {
+    let request = OffsetFetchRequest::default().with_groups(vec![
+        OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partition_indexes(partitions.to_vec()),
+            ])),
+    ]);
+    loop {
+        let response: OffsetFetchResponse = client.send(ApiKey::OffsetFetch, 8, &request).await;
+        let code = response.groups[0].error_code;
+        // Retriable while a (re)started node loads its offsets partitions.
+        if code == ErrorCode::CoordinatorLoadInProgress.code()
+            || code == ErrorCode::NotCoordinator.code()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        }
+        assert_eq!(code, 0);
+        return response.groups[0]
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.committed_offset))
+            })
+            .collect();
+    }
+}
+
+/// FindCoordinator (10) v0-v6: group keys are served by this broker once `__consumer_offsets`
+/// exists (batched from v4); transaction keys get COORDINATOR_NOT_AVAILABLE (no transaction
+/// coordinator), unknown key types INVALID_REQUEST.
+#[tokio::test]
+async fn find_coordinator_all_versions_and_key_types() {
+    let broker = GroupBroker::start().await;
+    let mut client = broker.client().await;
+    let first = find_coordinator(&mut client, "g").await;
+    assert_eq!(first.node_id.0, 0);
+    for version in 0..=3 {
+        let response: FindCoordinatorResponse = client
+            .send(
+                ApiKey::FindCoordinator,
+                version,
+                &FindCoordinatorRequest::default().with_key(s("g")),
+            )
+            .await;
+        assert_eq!(response.error_code, 0, "v{version}");
+        assert_eq!(response.node_id.0, 0);
+        assert!(response.port > 0);
+    }
+    for version in 4..=6 {
+        let response: FindCoordinatorResponse = client
+            .send(
+                ApiKey::FindCoordinator,
+                version,
+                &FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![s("a"), s("b"), s("c")]),
+            )
+            .await;
+        assert_eq!(response.coordinators.len(), 3, "v{version}");
+        assert!(
+            response
+                .coordinators
+                .iter()
+                .all(|c| c.error_code == 0 && c.node_id.0 == 0)
+        );
+    }
+    let txn: FindCoordinatorResponse = client
+        .send(
+            ApiKey::FindCoordinator,
+            4,
+            &FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_coordinator_keys(vec![s("txn")]),
+        )
+        .await;
+    assert_eq!(
+        txn.coordinators[0].error_code,
+        ErrorCode::CoordinatorNotAvailable.code()
+    );
+    let bad: FindCoordinatorResponse = client
+        .send(
+            ApiKey::FindCoordinator,
+            2,
+            &FindCoordinatorRequest::default()
+                .with_key(s("g"))
+                .with_key_type(9),
+        )
+        .await;
+    assert_eq!(bad.error_code, ErrorCode::InvalidRequest.code());
+}
+
+/// JoinGroup (11) v0-v3 joins a new member directly; v4+ first answers MEMBER_ID_REQUIRED
+/// (KIP-394). Bad session timeouts, empty group ids and a mismatched protocol type are refused.
+#[tokio::test]
+async fn join_group_member_ids_and_bad_joins() {
+    let broker = GroupBroker::start().await;
+    let mut client = broker.client().await;
+    find_coordinator(&mut client, "old-client").await;
+    let v3 = join(&mut client, 3, &join_request("old-client", "", None, b"m")).await;
+    assert_eq!(v3.error_code, 0);
+    assert!(!v3.member_id.is_empty());
+    assert_eq!(v3.generation_id, 1);
+
+    let (member, generation) = join_alone(&mut client, "new-client").await;
+    assert_eq!(generation, 1);
+    assert!(
+        member.starts_with("spate-test-"),
+        "member id {member} starts with the client id"
+    );
+
+    let mut timeout = join_request("new-client", "", None, b"m");
+    timeout.session_timeout_ms = 10;
+    let response = join(&mut client, 9, &timeout).await;
+    assert_eq!(response.error_code, ErrorCode::InvalidSessionTimeout.code());
+    let response = join(&mut client, 9, &join_request("", "", None, b"m")).await;
+    assert_eq!(response.error_code, ErrorCode::InvalidGroupId.code());
+    let mut other_type = join_request("new-client", "", None, b"m");
+    other_type.protocol_type = s("connect");
+    let response = join(&mut client, 9, &other_type).await;
+    assert_eq!(
+        response.error_code,
+        ErrorCode::InconsistentGroupProtocol.code()
+    );
+    let response = join(
+        &mut client,
+        9,
+        &join_request("new-client", "no-such-member", None, b"m"),
+    )
+    .await;
+    assert_eq!(response.error_code, ErrorCode::UnknownMemberId.code());
+}
+
+/// A two-member rebalance over two connections: both JoinGroups park until the join phase
+/// ends, the leader's SyncGroup (14) assignment reaches the follower; Heartbeat (12) and
+/// SyncGroup then check generations and member ids.
+#[tokio::test]
+async fn two_members_rebalance_and_generation_checks() {
+    let broker = GroupBroker::start().await;
+    let mut a = broker.client().await;
+    let mut b = broker.client().await;
+    find_coordinator(&mut a, "pair").await;
+    let (member_a, _) = join_alone(&mut a, "pair").await;
+    let sync_a = sync(&mut a, "pair", &member_a, None, 1, &[(&member_a, b"all")]).await;
+    assert_eq!(sync_a.assignment.as_ref(), b"all");
+
+    // b joins; a learns of the rebalance through its heartbeat and rejoins.
+    let b_first = join(&mut b, 9, &join_request("pair", "", None, b"m")).await;
+    let member_b = b_first.member_id.as_str().to_string();
+    let b_join = async { join(&mut b, 9, &join_request("pair", &member_b, None, b"m")).await };
+    let a_rejoin = async {
+        loop {
+            let code = heartbeat(&mut a, "pair", &member_a, None, 1).await;
+            if code == ErrorCode::RebalanceInProgress.code() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        join(&mut a, 9, &join_request("pair", &member_a, None, b"m")).await
+    };
+    let (b_joined, a_joined) = tokio::join!(b_join, a_rejoin);
+    assert_eq!(a_joined.error_code, 0);
+    assert_eq!(b_joined.error_code, 0);
+    assert_eq!(a_joined.generation_id, 2);
+    assert_eq!(
+        a_joined.leader.as_str(),
+        member_a,
+        "the old leader stays leader"
+    );
+    assert_eq!(a_joined.members.len(), 2, "the leader sees every member");
+    assert!(b_joined.members.is_empty(), "followers see no members");
+
+    let follower = async { sync(&mut b, "pair", &member_b, None, 2, &[]).await };
+    let leader = async {
+        sync(
+            &mut a,
+            "pair",
+            &member_a,
+            None,
+            2,
+            &[(&member_a, b"first-half"), (&member_b, b"second-half")],
+        )
+        .await
+    };
+    let (b_sync, a_sync) = tokio::join!(follower, leader);
+    assert_eq!(b_sync.error_code, 0);
+    assert_eq!(b_sync.assignment.as_ref(), b"second-half");
+    assert_eq!(a_sync.assignment.as_ref(), b"first-half");
+    assert_eq!(
+        b_sync.protocol_name.as_ref().map(|p| p.as_str()),
+        Some("range")
+    );
+
+    assert_eq!(heartbeat(&mut a, "pair", &member_a, None, 2).await, 0);
+    assert_eq!(
+        heartbeat(&mut a, "pair", &member_a, None, 1).await,
+        ErrorCode::IllegalGeneration.code()
+    );
+    assert_eq!(
+        heartbeat(&mut a, "pair", "stranger", None, 2).await,
+        ErrorCode::UnknownMemberId.code()
+    );
+    assert_eq!(
+        heartbeat(&mut a, "nonexistent-group", "stranger", None, 2).await,
+        ErrorCode::UnknownMemberId.code()
+    );
+    let stale = sync(&mut b, "pair", &member_b, None, 1, &[]).await;
+    assert_eq!(stale.error_code, ErrorCode::IllegalGeneration.code());
+
+    // DescribeGroups (15) shows the Stable group with its members and assignments.
+    let described: DescribeGroupsResponse = a
+        .send(
+            ApiKey::DescribeGroups,
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("pair"))]),
+        )
+        .await;
+    let group = &described.groups[0];
+    assert_eq!(group.group_state.as_str(), "Stable");
+    assert_eq!(group.protocol_data.as_str(), "range");
+    assert_eq!(group.members.len(), 2);
+
+    // LeaveGroup (13) v3 batch: one real member, one unknown.
+    let leave: LeaveGroupResponse = b
+        .send(
+            ApiKey::LeaveGroup,
+            3,
+            &LeaveGroupRequest::default()
+                .with_group_id(GroupId(s("pair")))
+                .with_members(vec![
+                    MemberIdentity::default().with_member_id(s(&member_b)),
+                    MemberIdentity::default().with_member_id(s("ghost")),
+                ]),
+        )
+        .await;
+    assert_eq!(leave.error_code, 0);
+    assert_eq!(leave.members[0].error_code, 0);
+    assert_eq!(
+        leave.members[1].error_code,
+        ErrorCode::UnknownMemberId.code()
+    );
+}
+
+/// KIP-345 static membership: a second JoinGroup with the same `group.instance.id` takes over;
+/// the old member id is fenced for Heartbeat, SyncGroup, OffsetCommit and LeaveGroup.
+#[tokio::test]
+async fn static_members_fence_their_old_incarnation() {
+    let broker = GroupBroker::start().await;
+    let mut client = broker.client().await;
+    find_coordinator(&mut client, "static").await;
+    let first = join(
+        &mut client,
+        9,
+        &join_request("static", "", Some("i-1"), b"m"),
+    )
+    .await;
+    assert_eq!(
+        first.error_code, 0,
+        "static members need no MEMBER_ID_REQUIRED round"
+    );
+    let old = first.member_id.as_str().to_string();
+    let synced = sync(&mut client, "static", &old, Some("i-1"), 1, &[(&old, b"a")]).await;
+    assert_eq!(synced.error_code, 0);
+
+    let restarted = join(
+        &mut client,
+        9,
+        &join_request("static", "", Some("i-1"), b"m"),
+    )
+    .await;
+    assert_eq!(restarted.error_code, 0);
+    assert_eq!(
+        restarted.generation_id, 1,
+        "a static restart causes no rebalance"
+    );
+    assert!(
+        restarted.skip_assignment,
+        "the static leader keeps the assignment (KIP-814)"
+    );
+    let new = restarted.member_id.as_str().to_string();
+    assert_ne!(new, old);
+    let synced = sync(&mut client, "static", &new, Some("i-1"), 1, &[]).await;
+    assert_eq!(
+        synced.assignment.as_ref(),
+        b"a",
+        "the assignment carries over"
+    );
+
+    let fenced = ErrorCode::FencedInstanceId.code();
+    assert_eq!(
+        heartbeat(&mut client, "static", &old, Some("i-1"), 1).await,
+        fenced
+    );
+    assert_eq!(
+        sync(&mut client, "static", &old, Some("i-1"), 1, &[])
+            .await
+            .error_code,
+        fenced
+    );
+    let mut stale_commit = commit_request("static", &old, 1, "__consumer_offsets", 0, 1);
+    stale_commit.group_instance_id = Some(s("i-1"));
+    assert_eq!(commit(&mut client, 8, &stale_commit).await, fenced);
+    let leave: LeaveGroupResponse = client
+        .send(
+            ApiKey::LeaveGroup,
+            4,
+            &LeaveGroupRequest::default()
+                .with_group_id(GroupId(s("static")))
+                .with_members(vec![
+                    MemberIdentity::default()
+                        .with_member_id(s(&old))
+                        .with_group_instance_id(Some(s("i-1"))),
+                ]),
+        )
+        .await;
+    assert_eq!(leave.members[0].error_code, fenced);
+    assert_eq!(
+        heartbeat(&mut client, "static", &new, Some("i-1"), 1).await,
+        0
+    );
+}
+
+/// OffsetCommit (8) and OffsetFetch (9): simple commits from `assign()` consumers (generation
+/// -1), unknown topics and partitions, stale generations, a missing group (ILLEGAL_GENERATION
+/// before v9, GROUP_ID_NOT_FOUND from v9), oversized metadata; then a broker restart keeps what
+/// was committed.
+#[tokio::test]
+async fn offset_commit_and_fetch_errors_and_restart() {
+    let mut broker = GroupBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "orders", 3).await;
+    find_coordinator(&mut client, "simple").await;
+    find_coordinator(&mut client, "members").await;
+
+    assert_eq!(
+        commit(
+            &mut client,
+            8,
+            &commit_request("simple", "", -1, "orders", 1, 17)
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        commit(
+            &mut client,
+            8,
+            &commit_request("simple", "", -1, "no-such-topic", 0, 1)
+        )
+        .await,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        commit(
+            &mut client,
+            8,
+            &commit_request("simple", "", -1, "orders", 99, 1)
+        )
+        .await,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        commit(
+            &mut client,
+            8,
+            &commit_request("nobody-home", "m", 3, "orders", 0, 1)
+        )
+        .await,
+        ErrorCode::IllegalGeneration.code()
+    );
+    assert_eq!(
+        commit(
+            &mut client,
+            9,
+            &commit_request("nobody-home", "m", 3, "orders", 0, 1)
+        )
+        .await,
+        ErrorCode::GroupIdNotFound.code()
+    );
+    let mut big = commit_request("simple", "", -1, "orders", 0, 1);
+    big.topics[0].partitions[0].committed_metadata = Some(s(&"x".repeat(5000)));
+    assert_eq!(
+        commit(&mut client, 8, &big).await,
+        ErrorCode::OffsetMetadataTooLarge.code()
+    );
+
+    let (member, generation) = join_alone(&mut client, "members").await;
+    assert_eq!(
+        commit(
+            &mut client,
+            8,
+            &commit_request("members", &member, generation, "orders", 0, 5)
+        )
+        .await,
+        ErrorCode::RebalanceInProgress.code(),
+        "commits wait for SyncGroup (CompletingRebalance)"
+    );
+    sync(
+        &mut client,
+        "members",
+        &member,
+        None,
+        generation,
+        &[(&member, b"x")],
+    )
+    .await;
+    assert_eq!(
+        commit(
+            &mut client,
+            8,
+            &commit_request("members", &member, generation, "orders", 0, 5)
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        commit(
+            &mut client,
+            8,
+            &commit_request("members", &member, generation + 7, "orders", 0, 6)
+        )
+        .await,
+        ErrorCode::IllegalGeneration.code()
+    );
+    assert_eq!(
+        commit(
+            &mut client,
+            8,
+            &commit_request("members", "intruder", generation, "orders", 0, 6)
+        )
+        .await,
+        ErrorCode::UnknownMemberId.code()
+    );
+    assert_eq!(
+        commit(
+            &mut client,
+            8,
+            &commit_request("members", "", -1, "orders", 0, 6)
+        )
+        .await,
+        ErrorCode::UnknownMemberId.code(),
+        "simple commits need an empty group"
+    );
+
+    // OffsetFetch v1 (per-partition) and v8 (batched groups).
+    let v1: OffsetFetchResponse = client
+        .send(
+            ApiKey::OffsetFetch,
+            1,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(s("simple")))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(s("orders")))
+                        .with_partition_indexes(vec![0, 1]),
+                ])),
+        )
+        .await;
+    let got: Vec<(i32, i64)> = v1.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.committed_offset))
+        .collect();
+    assert_eq!(got, vec![(0, -1), (1, 17)]);
+    assert_eq!(
+        fetch_v8(&mut client, "members", "orders", &[0]).await,
+        vec![(0, 5)]
+    );
+    assert_eq!(
+        fetch_v8(&mut client, "unknown-group", "orders", &[0]).await,
+        vec![(0, -1)]
+    );
+
+    drop(client);
+    broker.restart().await;
+    let mut client = broker.client().await;
+    find_coordinator(&mut client, "simple").await;
+    assert_eq!(
+        fetch_v8(&mut client, "simple", "orders", &[1]).await,
+        vec![(1, 17)]
+    );
+    assert_eq!(
+        fetch_v8(&mut client, "members", "orders", &[0]).await,
+        vec![(0, 5)]
+    );
+    // The group itself came back too: the member may heartbeat in its generation.
+    assert_eq!(
+        heartbeat(&mut client, "members", &member, None, generation).await,
+        0
+    );
+}
+
+/// Group metadata that does not fit the offsets topic's `max.message.bytes` fails the leader's
+/// SyncGroup with UNKNOWN_SERVER_ERROR (Kafka's mapping of RECORD_TOO_LARGE), and the group
+/// recovers with a smaller assignment instead of being corrupted.
+#[tokio::test]
+async fn oversized_group_metadata_fails_the_sync_not_the_group() {
+    let broker = GroupBroker::start().await;
+    let mut client = broker.client().await;
+    find_coordinator(&mut client, "huge").await;
+    let (member, generation) = join_alone(&mut client, "huge").await;
+    let too_big = vec![7u8; 2 * 1024 * 1024];
+    let failed = sync(
+        &mut client,
+        "huge",
+        &member,
+        None,
+        generation,
+        &[(&member, &too_big)],
+    )
+    .await;
+    assert_eq!(failed.error_code, ErrorCode::UnknownServerError.code());
+    // The failed sync sent the group back to a rebalance; rejoining works.
+    let rejoined = join(&mut client, 9, &join_request("huge", &member, None, b"m")).await;
+    assert_eq!(rejoined.error_code, 0);
+    let ok = sync(
+        &mut client,
+        "huge",
+        &member,
+        None,
+        rejoined.generation_id,
+        &[(&member, b"small")],
+    )
+    .await;
+    assert_eq!(ok.error_code, 0);
+    assert_eq!(ok.assignment.as_ref(), b"small");
+}
+
+/// ListGroups (16) with the v4 state filter and v5 type filter; DeleteGroups (42) refuses
+/// non-empty and unknown groups and deletes empty ones with their offsets.
+#[tokio::test]
+async fn list_and_delete_groups() {
+    let broker = GroupBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "t", 1).await;
+    find_coordinator(&mut client, "busy").await;
+    find_coordinator(&mut client, "idle").await;
+    let (member, generation) = join_alone(&mut client, "busy").await;
+    sync(
+        &mut client,
+        "busy",
+        &member,
+        None,
+        generation,
+        &[(&member, b"x")],
+    )
+    .await;
+    assert_eq!(
+        commit(&mut client, 8, &commit_request("idle", "", -1, "t", 0, 3)).await,
+        0
+    );
+
+    let stable: ListGroupsResponse = client
+        .send(
+            ApiKey::ListGroups,
+            4,
+            &ListGroupsRequest::default().with_states_filter(vec![s("stable")]),
+        )
+        .await;
+    let ids: Vec<&str> = stable
+        .groups
+        .iter()
+        .map(|g| g.group_id.0.as_str())
+        .collect();
+    assert_eq!(ids, vec!["busy"]);
+    let classic: ListGroupsResponse = client
+        .send(
+            ApiKey::ListGroups,
+            5,
+            &ListGroupsRequest::default().with_types_filter(vec![s("classic")]),
+        )
+        .await;
+    assert_eq!(classic.groups.len(), 2);
+    let consumer: ListGroupsResponse = client
+        .send(
+            ApiKey::ListGroups,
+            5,
+            &ListGroupsRequest::default().with_types_filter(vec![s("consumer")]),
+        )
+        .await;
+    assert!(consumer.groups.is_empty());
+
+    let deleted: DeleteGroupsResponse = client
+        .send(
+            ApiKey::DeleteGroups,
+            2,
+            &DeleteGroupsRequest::default().with_groups_names(vec![
+                GroupId(s("busy")),
+                GroupId(s("idle")),
+                GroupId(s("never-was")),
+            ]),
+        )
+        .await;
+    let codes: Vec<i16> = deleted.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            ErrorCode::NonEmptyGroup.code(),
+            0,
+            ErrorCode::GroupIdNotFound.code()
+        ]
+    );
+    assert_eq!(
+        fetch_v8(&mut client, "idle", "t", &[0]).await,
+        vec![(0, -1)]
+    );
+}
+
+async fn send(
+    client: &mut Client,
+    request: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    loop {
+        let response: ConsumerGroupHeartbeatResponse = client
+            .send(ApiKey::ConsumerGroupHeartbeat, 1, &request)
+            .await;
+        if response.error_code != ErrorCode::CoordinatorLoadInProgress.code() {
+            return response;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn consumer_heartbeat(group: &str, member: &str, epoch: i32) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
+        .with_subscribed_topic_names(if epoch == 0 {
+            Some(vec![TopicName(s("kip848"))])
+        } else {
+            None
+        })
+        .with_topic_partitions(if epoch == 0 { Some(Vec::new()) } else { None })
+}
+
+/// ConsumerGroupHeartbeat (68) v1 (KIP-848): a joining member gets the whole topic from the
+/// server assignor; bad requests are INVALID_REQUEST, an unknown assignor UNSUPPORTED_ASSIGNOR,
+/// an unknown member UNKNOWN_MEMBER_ID, a future epoch FENCED_MEMBER_EPOCH; leaving works.
+#[tokio::test]
+async fn consumer_group_heartbeat_protocol() {
+    let broker = GroupBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "kip848", 4).await;
+    find_coordinator(&mut client, "cg").await;
+    let joined = send(&mut client, consumer_heartbeat("cg", "member-1", 0)).await;
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    assert_eq!(joined.member_epoch, 1);
+    let assignment = joined
+        .assignment
+        .expect("a full request gets the assignment");
+    let partitions: Vec<i32> = assignment.topic_partitions[0].partitions.clone();
+    assert_eq!(partitions.len(), 4);
+
+    let owned = vec![
+        TopicPartitions::default()
+            .with_topic_id(assignment.topic_partitions[0].topic_id)
+            .with_partitions(partitions),
+    ];
+    let steady = send(
+        &mut client,
+        consumer_heartbeat("cg", "member-1", 1).with_topic_partitions(Some(owned)),
+    )
+    .await;
+    assert_eq!(steady.error_code, 0);
+    assert_eq!(steady.member_epoch, 1);
+
+    let no_member_id = send(&mut client, consumer_heartbeat("cg", "", 0)).await;
+    assert_eq!(no_member_id.error_code, ErrorCode::InvalidRequest.code());
+    let mut no_topics = consumer_heartbeat("cg", "member-2", 0);
+    no_topics.subscribed_topic_names = None;
+    assert_eq!(
+        send(&mut client, no_topics).await.error_code,
+        ErrorCode::InvalidRequest.code()
+    );
+    let bad_assignor =
+        consumer_heartbeat("cg", "member-2", 0).with_server_assignor(Some(s("magic")));
+    assert_eq!(
+        send(&mut client, bad_assignor).await.error_code,
+        ErrorCode::UnsupportedAssignor.code()
+    );
+    assert_eq!(
+        send(&mut client, consumer_heartbeat("cg", "member-9", 4))
+            .await
+            .error_code,
+        ErrorCode::UnknownMemberId.code()
+    );
+    assert_eq!(
+        send(&mut client, consumer_heartbeat("cg", "member-1", 5))
+            .await
+            .error_code,
+        ErrorCode::FencedMemberEpoch.code()
+    );
+    // OffsetCommit v9 with the member epoch; a stale epoch is STALE_MEMBER_EPOCH.
+    assert_eq!(
+        commit(
+            &mut client,
+            9,
+            &commit_request("cg", "member-1", 1, "kip848", 0, 3)
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        commit(
+            &mut client,
+            9,
+            &commit_request("cg", "member-1", 0, "kip848", 0, 3)
+        )
+        .await,
+        ErrorCode::StaleMemberEpoch.code()
+    );
+    let left = send(&mut client, consumer_heartbeat("cg", "member-1", -1)).await;
+    assert_eq!(left.error_code, 0);
+    assert_eq!(left.member_epoch, -1);
+    let listed: ListGroupsResponse = client
+        .send(
+            ApiKey::ListGroups,
+            5,
+            &ListGroupsRequest::default().with_types_filter(vec![s("consumer")]),
+        )
+        .await;
+    assert_eq!(listed.groups.len(), 1);
+    assert_eq!(listed.groups[0].group_state.as_str(), "Empty");
+}
