@@ -23,6 +23,12 @@ enum Command {
     /// Run a node. With no configuration at all: node 0, one voter, data in ./data, Kafka on
     /// 127.0.0.1:9092, admin on 127.0.0.1:9644.
     Serve(NodeArgs),
+    /// Manage CloudEvents brokers (create, get, list, delete) through a node's admin API.
+    Broker(crate::cloudevents::cli::BrokerArgs),
+    /// Manage CloudEvents triggers (create, get, list, delete) through a node's admin API.
+    Trigger(crate::cloudevents::cli::TriggerArgs),
+    /// Apply Knative Broker and Trigger YAML through a node's admin API.
+    Apply(crate::cloudevents::cli::ApplyArgs),
 }
 
 fn init_logging(config: &NodeConfig) {
@@ -90,6 +96,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Broker(args) => crate::cloudevents::cli::broker(args),
+        Command::Trigger(args) => crate::cloudevents::cli::trigger(args),
+        Command::Apply(args) => crate::cloudevents::cli::apply(args),
     }
 }
 

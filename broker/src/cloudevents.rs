@@ -475,3 +475,410 @@ pub async fn start(
         control,
     })
 }
+
+/// `spate broker ...`, `spate trigger ...` and `spate apply -f`: clients of the admin API.
+pub mod cli {
+    use std::process::ExitCode;
+
+    use axum::http::Method;
+    use clap::{Args, Subcommand};
+    use serde_json::{Value, json};
+    use spate_cloudevents::admin::call;
+
+    /// Where the admin API listens.
+    #[derive(Debug, Args)]
+    pub struct AdminTarget {
+        /// Admin address of any node (host:port).
+        #[arg(
+            long,
+            env = "SPATE_ADMIN_ADDR",
+            default_value = "127.0.0.1:9644",
+            global = true
+        )]
+        pub admin: String,
+        /// Namespace of the broker or trigger.
+        #[arg(short = 'n', long, default_value = "default", global = true)]
+        pub namespace: String,
+    }
+
+    /// `spate broker`.
+    #[derive(Debug, Args)]
+    pub struct BrokerArgs {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(subcommand)]
+        command: BrokerCommand,
+    }
+
+    // Parsed once per process: the variants' size difference costs nothing.
+    #[allow(clippy::large_enum_variant)]
+    #[derive(Debug, Subcommand)]
+    enum BrokerCommand {
+        /// Create a broker (a topic `knative-broker-<namespace>-<name>`).
+        Create {
+            /// Broker name.
+            name: String,
+            /// Topic partitions.
+            #[arg(long)]
+            partitions: Option<i32>,
+            /// Replication factor.
+            #[arg(long)]
+            replication_factor: Option<i16>,
+            /// Topic config, `name=value` (repeatable).
+            #[arg(long = "config")]
+            configs: Vec<String>,
+            #[command(flatten)]
+            delivery: DeliveryArgs,
+        },
+        /// Show one broker with its status.
+        Get {
+            /// Broker name.
+            name: String,
+        },
+        /// List brokers.
+        List,
+        /// Delete a broker and its topic.
+        Delete {
+            /// Broker name.
+            name: String,
+        },
+    }
+
+    /// Delivery options shared by brokers (defaults) and triggers.
+    #[derive(Debug, Args)]
+    struct DeliveryArgs {
+        /// Retries after the first attempt.
+        #[arg(long)]
+        retry: Option<u32>,
+        /// `linear` or `exponential`.
+        #[arg(long)]
+        backoff_policy: Option<String>,
+        /// ISO-8601 duration, e.g. PT0.5S.
+        #[arg(long)]
+        backoff_delay: Option<String>,
+        /// ISO-8601 per-attempt timeout.
+        #[arg(long)]
+        timeout: Option<String>,
+        /// Dead-letter sink URL.
+        #[arg(long)]
+        dead_letter_sink: Option<String>,
+    }
+
+    impl DeliveryArgs {
+        fn to_json(&self) -> Option<Value> {
+            let mut d = serde_json::Map::new();
+            if let Some(r) = self.retry {
+                d.insert("retry".into(), json!(r));
+            }
+            if let Some(p) = &self.backoff_policy {
+                d.insert("backoffPolicy".into(), json!(p));
+            }
+            if let Some(p) = &self.backoff_delay {
+                d.insert("backoffDelay".into(), json!(p));
+            }
+            if let Some(p) = &self.timeout {
+                d.insert("timeout".into(), json!(p));
+            }
+            if let Some(p) = &self.dead_letter_sink {
+                d.insert("deadLetterSink".into(), json!({ "uri": p }));
+            }
+            (!d.is_empty()).then_some(Value::Object(d))
+        }
+    }
+
+    /// `spate trigger`.
+    #[derive(Debug, Args)]
+    pub struct TriggerArgs {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(subcommand)]
+        command: TriggerCommand,
+    }
+
+    // Parsed once per process: the variants' size difference costs nothing.
+    #[allow(clippy::large_enum_variant)]
+    #[derive(Debug, Subcommand)]
+    enum TriggerCommand {
+        /// Create a trigger (a consumer group `knative-trigger-<namespace>-<name>`).
+        Create {
+            /// Trigger name.
+            name: String,
+            /// The broker it subscribes to.
+            #[arg(long)]
+            broker: String,
+            /// Subscriber URL.
+            #[arg(long)]
+            subscriber: String,
+            /// Exact attribute match, `attribute=value` (repeatable; Knative `filter`).
+            #[arg(long = "filter")]
+            filters: Vec<String>,
+            /// A CESQL expression (SubscriptionsAPI `cesql` filter; overrides --filter).
+            #[arg(long)]
+            cesql: Option<String>,
+            /// Deliver one event at a time per partition.
+            #[arg(long)]
+            ordered: bool,
+            #[command(flatten)]
+            delivery: DeliveryArgs,
+        },
+        /// Show one trigger with its status (readiness, lag, delivery counts).
+        Get {
+            /// Trigger name.
+            name: String,
+        },
+        /// List triggers.
+        List,
+        /// Delete a trigger.
+        Delete {
+            /// Trigger name.
+            name: String,
+        },
+    }
+
+    /// `spate apply`.
+    #[derive(Debug, Args)]
+    pub struct ApplyArgs {
+        /// A YAML file of Knative `eventing.knative.dev/v1` Broker and Trigger objects.
+        #[arg(short = 'f', long = "filename")]
+        file: std::path::PathBuf,
+        /// Admin address of any node (host:port).
+        #[arg(long, env = "SPATE_ADMIN_ADDR", default_value = "127.0.0.1:9644")]
+        admin: String,
+    }
+
+    fn runtime<F: std::future::Future<Output = Result<(), String>>>(
+        f: impl FnOnce() -> F,
+    ) -> ExitCode {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("spate: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match rt.block_on(f()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("spate: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn send(
+        admin: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let payload = body.map(|b| ("application/json", b.to_string().into_bytes()));
+        let (status, text) = call(admin, method, path, payload).await?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status >= 400 {
+            let message = value["error"].as_str().map(str::to_owned).unwrap_or(text);
+            return Err(format!("{status}: {message}"));
+        }
+        Ok(value)
+    }
+
+    fn pretty(v: &Value) {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+
+    /// Runs `spate broker`.
+    pub fn broker(args: BrokerArgs) -> ExitCode {
+        runtime(|| async move {
+            let t = &args.target;
+            match args.command {
+                BrokerCommand::Create {
+                    name,
+                    partitions,
+                    replication_factor,
+                    configs,
+                    delivery,
+                } => {
+                    let mut topic_configs = serde_json::Map::new();
+                    for c in configs {
+                        let (k, v) = c
+                            .split_once('=')
+                            .ok_or_else(|| format!("--config {c}: expected name=value"))?;
+                        topic_configs.insert(k.to_owned(), json!(v));
+                    }
+                    let mut spec = json!({ "namespace": t.namespace, "name": name, "topicConfigs": topic_configs });
+                    if let Some(p) = partitions {
+                        spec["partitions"] = json!(p);
+                    }
+                    if let Some(rf) = replication_factor {
+                        spec["replicationFactor"] = json!(rf);
+                    }
+                    if let Some(d) = delivery.to_json() {
+                        spec["delivery"] = d;
+                    }
+                    pretty(&send(&t.admin, Method::POST, "/v1/brokers", Some(spec)).await?);
+                }
+                BrokerCommand::Get { name } => {
+                    pretty(
+                        &send(
+                            &t.admin,
+                            Method::GET,
+                            &format!("/v1/brokers/{}/{name}", t.namespace),
+                            None,
+                        )
+                        .await?,
+                    );
+                }
+                BrokerCommand::List => {
+                    let list = send(&t.admin, Method::GET, "/v1/brokers", None).await?;
+                    println!(
+                        "{:<20} {:<24} {:<6} {:<10} TOPIC",
+                        "NAMESPACE", "NAME", "READY", "PARTITIONS"
+                    );
+                    for b in list.as_array().into_iter().flatten() {
+                        println!(
+                            "{:<20} {:<24} {:<6} {:<10} {}",
+                            b["namespace"].as_str().unwrap_or(""),
+                            b["name"].as_str().unwrap_or(""),
+                            b["status"]["ready"],
+                            b["status"]["partitions"],
+                            b["status"]["topic"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                BrokerCommand::Delete { name } => {
+                    send(
+                        &t.admin,
+                        Method::DELETE,
+                        &format!("/v1/brokers/{}/{name}", t.namespace),
+                        None,
+                    )
+                    .await?;
+                    println!("broker {}/{name} deleted", t.namespace);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `spate trigger`.
+    pub fn trigger(args: TriggerArgs) -> ExitCode {
+        runtime(|| async move {
+            let t = &args.target;
+            match args.command {
+                TriggerCommand::Create {
+                    name,
+                    broker,
+                    subscriber,
+                    filters,
+                    cesql,
+                    ordered,
+                    delivery,
+                } => {
+                    let mut attributes = serde_json::Map::new();
+                    for f in filters {
+                        let (k, v) = f
+                            .split_once('=')
+                            .ok_or_else(|| format!("--filter {f}: expected attribute=value"))?;
+                        attributes.insert(k.to_owned(), json!(v));
+                    }
+                    let mut spec = json!({
+                        "namespace": t.namespace,
+                        "name": name,
+                        "broker": broker,
+                        "subscriber": { "uri": subscriber },
+                        "deliveryOrder": if ordered { "ordered" } else { "unordered" },
+                    });
+                    if !attributes.is_empty() {
+                        spec["filter"] = json!({ "attributes": attributes });
+                    }
+                    if let Some(expr) = cesql {
+                        spec["filters"] = json!([{ "cesql": expr }]);
+                    }
+                    if let Some(d) = delivery.to_json() {
+                        spec["delivery"] = d;
+                    }
+                    pretty(&send(&t.admin, Method::POST, "/v1/triggers", Some(spec)).await?);
+                }
+                TriggerCommand::Get { name } => {
+                    pretty(
+                        &send(
+                            &t.admin,
+                            Method::GET,
+                            &format!("/v1/triggers/{}/{name}", t.namespace),
+                            None,
+                        )
+                        .await?,
+                    );
+                }
+                TriggerCommand::List => {
+                    let list = send(&t.admin, Method::GET, "/v1/triggers", None).await?;
+                    println!(
+                        "{:<20} {:<24} {:<20} {:<6} {:>8} {:>10} {:>8}",
+                        "NAMESPACE", "NAME", "BROKER", "READY", "LAG", "DELIVERED", "FAILED"
+                    );
+                    for tr in list.as_array().into_iter().flatten() {
+                        let s = &tr["status"];
+                        let failed = s["deadLettered"].as_u64().unwrap_or(0)
+                            + s["dropped"].as_u64().unwrap_or(0);
+                        println!(
+                            "{:<20} {:<24} {:<20} {:<6} {:>8} {:>10} {:>8}",
+                            tr["namespace"].as_str().unwrap_or(""),
+                            tr["name"].as_str().unwrap_or(""),
+                            tr["broker"].as_str().unwrap_or(""),
+                            s["ready"],
+                            s["lagRecords"],
+                            s["delivered"],
+                            failed
+                        );
+                    }
+                }
+                TriggerCommand::Delete { name } => {
+                    send(
+                        &t.admin,
+                        Method::DELETE,
+                        &format!("/v1/triggers/{}/{name}", t.namespace),
+                        None,
+                    )
+                    .await?;
+                    println!("trigger {}/{name} deleted", t.namespace);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `spate apply -f FILE`.
+    pub fn apply(args: ApplyArgs) -> ExitCode {
+        runtime(|| async move {
+            let text =
+                std::fs::read(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
+            let (status, body) = call(
+                &args.admin,
+                Method::POST,
+                "/v1/apply",
+                Some(("application/yaml", text)),
+            )
+            .await?;
+            let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if status >= 400 {
+                return Err(format!(
+                    "{}: {}",
+                    args.file.display(),
+                    value["error"].as_str().unwrap_or(&body)
+                ));
+            }
+            for a in value.as_array().into_iter().flatten() {
+                println!(
+                    "{}.eventing.knative.dev/{} {} (namespace {})",
+                    a["kind"].as_str().unwrap_or("").to_ascii_lowercase(),
+                    a["name"].as_str().unwrap_or(""),
+                    a["action"].as_str().unwrap_or(""),
+                    a["namespace"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        })
+    }
+}

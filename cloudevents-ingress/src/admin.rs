@@ -549,3 +549,42 @@ async fn apply<L: EventLog, C: Clock>(State(c): Ctl<L, C>, body: axum::body::Byt
         Err(e) => e.into_response(),
     }
 }
+
+/// A small client for this API, for the CLI: one request to the admin listener at `addr`
+/// (`host:port`). Returns the status and the body as text.
+pub async fn call(
+    addr: &str,
+    method: http::Method,
+    path: &str,
+    body: Option<(&str, Vec<u8>)>,
+) -> Result<(u16, String), String> {
+    use http_body_util::{BodyExt, Full};
+    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let url = format!("http://{addr}{path}");
+    let mut builder = http::Request::builder().method(method).uri(&url);
+    let payload = match body {
+        Some((content_type, bytes)) => {
+            builder = builder.header(http::header::CONTENT_TYPE, content_type);
+            bytes::Bytes::from(bytes)
+        }
+        None => bytes::Bytes::new(),
+    };
+    let request = builder
+        .body(Full::new(payload))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let response =
+        tokio::time::timeout(std::time::Duration::from_secs(30), client.request(request))
+            .await
+            .map_err(|_| format!("{url}: no answer within 30 s"))?
+            .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
