@@ -39,6 +39,23 @@ const RESPONSE_SIZE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Attempts at finding ports free on every node's address.
 const PORT_SEARCH_ATTEMPTS_MAX: usize = 100;
 
+/// Whether this run targets Spate. Cluster tests exercise Spate's own quorum and processes; the
+/// Apache Kafka baseline run (`SPATE_E2E_TARGET=kafka`) has no three-node Kafka to compare
+/// with, so they say so and pass there without running.
+pub fn targets_spate(test: &str) -> bool {
+    match crate::target::TargetKind::from_env() {
+        Ok(crate::target::TargetKind::Spate) => true,
+        Ok(other) => {
+            eprintln!(
+                "{test}: a Spate cluster test, not run against {}",
+                other.name()
+            );
+            false
+        }
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
 /// The loopback address of node `index`.
 pub fn node_host(index: usize) -> String {
     format!("127.0.0.{}", index + 1)

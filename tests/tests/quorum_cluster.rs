@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use spate_e2e::cluster::{
     ClusterOptions, ClusterView, SpateCluster, create_topic, describe_quorum, metadata,
+    targets_spate,
 };
 
 fn start() -> SpateCluster {
@@ -83,6 +84,9 @@ fn create(cluster: &SpateCluster, through: usize, name: &str, replication: i16) 
 
 #[test]
 fn three_nodes_form_a_quorum_fail_over_and_catch_up() {
+    if !targets_spate("three_nodes_form_a_quorum_fail_over_and_catch_up") {
+        return;
+    }
     let mut cluster = start();
     let all = [0, 1, 2];
     let leader = agreed_leader(&cluster, &all, Duration::from_secs(10));
@@ -165,6 +169,9 @@ fn three_nodes_form_a_quorum_fail_over_and_catch_up() {
 
 #[test]
 fn a_fourth_node_joins_as_a_learner_and_serves_metadata() {
+    if !targets_spate("a_fourth_node_joins_as_a_learner_and_serves_metadata") {
+        return;
+    }
     let mut cluster = start();
     let leader = agreed_leader(&cluster, &[0, 1, 2], Duration::from_secs(10));
     create(&cluster, leader, "before-the-learner", 3);
@@ -197,6 +204,9 @@ fn a_fourth_node_joins_as_a_learner_and_serves_metadata() {
 
 #[test]
 fn a_clean_stop_moves_leadership_away_first() {
+    if !targets_spate("a_clean_stop_moves_leadership_away_first") {
+        return;
+    }
     let mut cluster = start();
     let leader = agreed_leader(&cluster, &[0, 1, 2], Duration::from_secs(10));
     create(&cluster, leader, "spread", 3);
@@ -225,6 +235,9 @@ fn a_clean_stop_moves_leadership_away_first() {
 
 #[test]
 fn a_node_of_another_cluster_is_refused() {
+    if !targets_spate("a_node_of_another_cluster_is_refused") {
+        return;
+    }
     let mut cluster = start();
     agreed_leader(&cluster, &[0, 1, 2], Duration::from_secs(10));
     let stranger = cluster

@@ -3,7 +3,7 @@
 //! watermark and the three voters; `describe --replication` lists each voter with its log end
 //! offset and lag.
 
-use spate_e2e::cluster::{ClusterOptions, SpateCluster};
+use spate_e2e::cluster::{ClusterOptions, SpateCluster, targets_spate};
 use spate_e2e::kafka::run_tool;
 
 /// Kafka's `kafka-metadata-quorum` main class.
@@ -21,6 +21,9 @@ fn tool(cluster: &SpateCluster, node: usize, args: &[&str], name: &str) -> Strin
 
 #[test]
 fn kafka_metadata_quorum_describes_the_spate_quorum() {
+    if !targets_spate("kafka_metadata_quorum_describes_the_spate_quorum") {
+        return;
+    }
     let cluster =
         SpateCluster::start(ClusterOptions::default()).unwrap_or_else(|e| panic!("{e:#}"));
     let status = tool(
