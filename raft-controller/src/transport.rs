@@ -242,42 +242,60 @@ async fn run_outbound(
         backoff_ms = RECONNECT_BACKOFF_MIN_MS;
         let (mut reader, writer) = stream.into_split();
         let mut writer = BufWriter::new(writer);
-        let result: Result<bool, ConnectionError> = async {
+        // Reading and writing run as two long-lived loops: a frame half read is never dropped
+        // because a frame to send arrived (a select over one-shot reads would lose it).
+        let result: Result<(), ConnectionError> = async {
             writer.write_all(&hello).await?;
             writer.flush().await?;
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => return Ok(false),
-                    frame = read_frame(&mut reader) => {
-                        let Some(frame) = frame? else {
-                            return Err(ConnectionError::Protocol("the peer closed the connection".into()));
-                        };
-                        match wire::decode_frame(&frame)? {
-                            Frame::Refused(reason) => {
-                                deliver(&shared, Inbound::Refused { by: to, reason: reason.clone() });
-                                return Err(ConnectionError::Protocol(format!("refused: {reason}")));
-                            }
-                            Frame::Peer(message) => deliver(&shared, Inbound::Message(to, message)),
-                            Frame::Hello(_) => {
-                                return Err(ConnectionError::Protocol("unexpected hello".into()));
-                            }
+            let reading = async {
+                loop {
+                    let Some(frame) = read_frame(&mut reader).await? else {
+                        return Err(ConnectionError::Protocol(
+                            "the peer closed the connection".into(),
+                        ));
+                    };
+                    match wire::decode_frame(&frame)? {
+                        Frame::Refused(reason) => {
+                            deliver(
+                                &shared,
+                                Inbound::Refused {
+                                    by: to,
+                                    reason: reason.clone(),
+                                },
+                            );
+                            return Err(ConnectionError::Protocol(format!("refused: {reason}")));
                         }
-                    }
-                    frame = frames.recv() => {
-                        let Some(frame) = frame else { return Ok(false) };
-                        writer.write_all(&frame).await?;
-                        // Coalesce whatever else is queued into the same write.
-                        while let Ok(frame) = frames.try_recv() {
-                            writer.write_all(&frame).await?;
+                        Frame::Peer(message) => deliver(&shared, Inbound::Message(to, message)),
+                        Frame::Hello(_) => {
+                            return Err(ConnectionError::Protocol("unexpected hello".into()));
                         }
-                        writer.flush().await?;
                     }
                 }
+            };
+            let writing = async {
+                while let Some(frame) = frames.recv().await {
+                    writer.write_all(&frame).await?;
+                    // Coalesce whatever else is queued into the same write.
+                    while let Ok(frame) = frames.try_recv() {
+                        writer.write_all(&frame).await?;
+                    }
+                    writer.flush().await?;
+                }
+                Ok::<(), ConnectionError>(())
+            };
+            tokio::select! {
+                _ = shutdown.changed() => Ok(()),
+                read = reading => read,
+                written = writing => written,
             }
         }
         .await;
+        if *shutdown.borrow() || frames.is_closed() {
+            return;
+        }
         match result {
-            Ok(_) => return,
+            // The queue's sender is gone (the address changed): this link is retired.
+            Ok(()) => return,
             Err(error) => {
                 tracing::debug!(peer = %to, %address, %error, "quorum connection lost");
                 if !backoff(&mut shutdown, &mut frames, &mut backoff_ms).await {
@@ -410,33 +428,37 @@ async fn serve_inbound(stream: TcpStream, shared: Arc<Shared>) -> Result<(), Con
     };
     shared.accepted.lock().insert(peer, (serial, tx));
     let mut shutdown = shared.shutdown.clone();
-    let result = async {
+    // Two long-lived loops, as on the dialling side, so no half-read frame is ever dropped.
+    let reading = async {
         loop {
-            tokio::select! {
-                _ = shutdown.changed() => return Ok(()),
-                frame = read_frame(&mut reader) => {
-                    let Some(frame) = frame? else { return Ok(()) };
-                    match wire::decode_frame(&frame)? {
-                        Frame::Peer(message) => deliver(&shared, Inbound::Message(peer, message)),
-                        Frame::Hello(_) | Frame::Refused(_) => {
-                            return Err(ConnectionError::Protocol(format!(
-                                "node {peer} sent a second hello or a refusal mid-stream"
-                            )));
-                        }
-                    }
-                }
-                frame = rx.recv() => {
-                    let Some(frame) = frame else { return Ok(()) };
-                    writer.write_all(&frame).await?;
-                    while let Ok(frame) = rx.try_recv() {
-                        writer.write_all(&frame).await?;
-                    }
-                    writer.flush().await?;
+            let Some(frame) = read_frame(&mut reader).await? else {
+                return Ok(());
+            };
+            match wire::decode_frame(&frame)? {
+                Frame::Peer(message) => deliver(&shared, Inbound::Message(peer, message)),
+                Frame::Hello(_) | Frame::Refused(_) => {
+                    return Err(ConnectionError::Protocol(format!(
+                        "node {peer} sent a second hello or a refusal mid-stream"
+                    )));
                 }
             }
         }
-    }
-    .await;
+    };
+    let writing = async {
+        while let Some(frame) = rx.recv().await {
+            writer.write_all(&frame).await?;
+            while let Ok(frame) = rx.try_recv() {
+                writer.write_all(&frame).await?;
+            }
+            writer.flush().await?;
+        }
+        Ok::<(), ConnectionError>(())
+    };
+    let result = tokio::select! {
+        _ = shutdown.changed() => Ok(()),
+        read = reading => read,
+        written = writing => written,
+    };
     let mut accepted = shared.accepted.lock();
     if accepted.get(&peer).is_some_and(|(s, _)| *s == serial) {
         accepted.remove(&peer);

@@ -496,3 +496,49 @@ async fn an_early_voter_waits_for_its_quorum_to_register() {
         node.shutdown().await;
     }
 }
+
+/// Hundreds of changes in flight through every node at once: forwarded commands and their
+/// answers share connections with a steady stream of raft traffic, and every change lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_writes_through_every_node_all_land() {
+    let mut cluster = Cluster::start(3, QuorumTiming::default()).await;
+    const CHANGES_PER_NODE: usize = 150;
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in 0..3 {
+        for n in 0..CHANGES_PER_NODE {
+            let node = cluster.node(id).clone();
+            tasks.spawn(async move {
+                let key = format!("concurrent.{id}.{n}");
+                let reply = node
+                    .submit(ControllerRequest::AlterConfigs {
+                        resource_type: spate_controller::records::CONFIG_RESOURCE_BROKER,
+                        resource_name: String::new(),
+                        changes: vec![(key.clone(), Some("v".into()))],
+                    })
+                    .await;
+                (key, reply)
+            });
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (key, reply) = done.unwrap();
+        assert!(
+            matches!(reply, Ok(ControllerReply::ConfigsAltered)),
+            "{key}: {reply:?}"
+        );
+    }
+    for id in 0..3 {
+        wait_for(
+            cluster.node(id),
+            Duration::from_secs(10),
+            "every change everywhere",
+            |image| {
+                image
+                    .configs(spate_controller::records::CONFIG_RESOURCE_BROKER, "")
+                    .is_some_and(|c| c.len() == 3 * CHANGES_PER_NODE)
+            },
+        )
+        .await;
+    }
+    cluster.stop_all().await;
+}
