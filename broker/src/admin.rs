@@ -22,7 +22,9 @@ pub async fn serve(
     let app = Router::new()
         .route("/health/live", get(|| async { StatusCode::OK }))
         .route("/health/ready", get(|| async { StatusCode::OK }))
-        .route("/metrics", get(crate::metrics::render))
+        .route("/metrics", get(crate::group::lag::metrics))
+        .route("/v1/groups", get(crate::group::lag::list))
+        .route("/v1/groups/{id}", get(crate::group::lag::describe))
         .with_state(broker)
         .merge(cloudevents);
     let served = axum::serve(listener, app)

@@ -23,6 +23,9 @@ enum Command {
     /// Run a node. With no configuration at all: node 0, one voter, data in ./data, Kafka on
     /// 127.0.0.1:9092, admin on 127.0.0.1:9644.
     Serve(NodeArgs),
+    /// List and describe consumer groups with their lag, over the Kafka protocol (works against
+    /// any Kafka cluster).
+    Groups(crate::groups_cli::GroupsArgs),
     /// Manage CloudEvents brokers (create, get, list, delete) through a node's admin API.
     Broker(crate::cloudevents::cli::BrokerArgs),
     /// Manage CloudEvents triggers (create, get, list, delete) through a node's admin API.
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Groups(args) => crate::groups_cli::run(args),
         Command::Broker(args) => crate::cloudevents::cli::broker(args),
         Command::Trigger(args) => crate::cloudevents::cli::trigger(args),
         Command::Apply(args) => crate::cloudevents::cli::apply(args),

@@ -13,6 +13,7 @@
 //! - [`replica`]: local partitions: logs, producer state, high watermarks.
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
 //! - [`group`]: the group coordinator (consumer groups, committed offsets).
+//! - [`kafka_client`], [`groups_cli`]: `spate groups`, over the Kafka protocol.
 //! - [`producer_ids`]: producer id blocks for InitProducerId.
 //! - [`cloudevents`]: the CloudEvents ingress, trigger dispatcher and their management API,
 //!   over the `spate-cloudevents` crate.
@@ -25,7 +26,9 @@ pub mod connection;
 pub mod dispatch;
 pub mod fetch_session;
 pub mod group;
+pub mod groups_cli;
 pub mod handlers;
+pub mod kafka_client;
 pub mod metrics;
 pub mod producer_ids;
 pub mod replica;

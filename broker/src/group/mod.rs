@@ -19,12 +19,14 @@
 //! - [`assignor`]: the server-side `uniform` and `range` assignors.
 //! - [`consumer_protocol`]: reading classic consumers' embedded subscriptions and assignments.
 //! - [`error`]: [`GroupError`], mapped to Kafka codes by the handlers.
+//! - [`lag`]: committed offsets and lag over admin HTTP and as Prometheus gauges.
 
 pub mod assignor;
 pub mod classic;
 pub mod consumer;
 pub mod consumer_protocol;
 pub mod error;
+pub mod lag;
 pub mod records;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

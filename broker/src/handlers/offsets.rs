@@ -148,9 +148,7 @@ async fn fetch_one(broker: &Arc<Broker>, image: &MetadataImage, fetch: &GroupFet
 }
 
 /// Groups partitions by topic, keeping first-seen topic order.
-fn by_topic(
-    fetched: Vec<(String, i32, Option<OffsetCommitValue>)>,
-) -> Vec<TopicOffsets> {
+fn by_topic(fetched: Vec<(String, i32, Option<OffsetCommitValue>)>) -> Vec<TopicOffsets> {
     let mut topics: Vec<TopicOffsets> = Vec::new();
     for (topic, partition, value) in fetched {
         match topics.iter_mut().find(|(t, _)| *t == topic) {
