@@ -363,3 +363,56 @@ fn static_restart() -> Result<()> {
     b2.stop()?;
     Ok(())
 }
+
+/// Committed offsets and the group survive a broker restart: records in `__consumer_offsets`
+/// are read back when the node leads the partition again.
+#[test]
+fn committed_offsets_survive_a_broker_restart() {
+    if let Err(e) = broker_restart() {
+        panic!("{e:#}");
+    }
+}
+
+fn broker_restart() -> Result<()> {
+    let kind = TargetKind::from_env()?;
+    let mut target = target()?;
+    let work = work_dir(kind, "groups-librdkafka-restart")?;
+    let topic = "groups-restart";
+    Rdkafka.create_topic(&target.bootstrap(), topic, PARTITIONS, &[], &work)?;
+    produce(&target.bootstrap(), topic, PARTITIONS, 0, 300)?;
+    let opts = options(&target, topic, "restart");
+    let mut a = GroupMember::start(&MemberProgram::Librdkafka, &opts, &work, "a")?;
+    wait_until(
+        SETTLE_TIMEOUT,
+        "the member consumes all 300 records",
+        || consumed_everything(&[&a], 50),
+        || describe(&[&a]),
+    )?;
+    a.stop()?;
+    target.restart()?;
+    produce(&target.bootstrap(), topic, PARTITIONS, 300, 60)?;
+    let b = GroupMember::start(&MemberProgram::Librdkafka, &opts, &work, "b")?;
+    wait_until(
+        SETTLE_TIMEOUT,
+        "after the restart, the group consumes the 60 new records",
+        || Ok(records(&b.events()?).len() >= 60),
+        || describe(&[&b]),
+    )?;
+    std::thread::sleep(Duration::from_secs(1));
+    let consumed = records(&b.events()?);
+    let mut firsts: BTreeMap<i32, i64> = BTreeMap::new();
+    for (_, p, o) in &consumed {
+        firsts
+            .entry(*p)
+            .and_modify(|f| *f = (*f).min(*o))
+            .or_insert(*o);
+    }
+    ensure!(
+        consumed.len() == 60 && (0..PARTITIONS).all(|p| firsts.get(&p) == Some(&50)),
+        "after the restart the group should resume at offset 50 everywhere; it consumed {} records from {firsts:?}",
+        consumed.len()
+    );
+    let mut b = b;
+    b.stop()?;
+    Ok(())
+}
