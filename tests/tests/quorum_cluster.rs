@@ -257,3 +257,41 @@ fn a_node_of_another_cluster_is_refused() {
     let view = view_of(&cluster, 0);
     assert!(view.brokers.iter().all(|b| b.0 != stranger as i32));
 }
+
+#[test]
+fn a_corrupt_metadata_log_is_refused_naming_the_file() {
+    if !targets_spate("a_corrupt_metadata_log_is_refused_naming_the_file") {
+        return;
+    }
+    let mut cluster = SpateCluster::start(ClusterOptions {
+        voters: 1,
+        ..ClusterOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    for i in 0..3 {
+        create(&cluster, 0, &format!("kept-{i}"), 1);
+    }
+    cluster.stop(0).unwrap_or_else(|e| panic!("{e:#}"));
+    let metadata_dir = cluster.data_dir(0).join("__cluster_metadata");
+    let wal = std::fs::read_dir(&metadata_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .expect("a metadata WAL");
+    // Damage the first record, with the rest of the log after it: no crash leaves that.
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[30] ^= 0xff;
+    std::fs::write(&wal, &bytes).unwrap();
+    let error = match cluster.restart(0) {
+        Ok(()) => panic!(
+            "a node with a corrupt metadata log started\n{}",
+            cluster.logs()
+        ),
+        Err(e) => format!("{e:#}"),
+    };
+    let name = wal.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        error.contains(&name) && error.contains("corrupt"),
+        "the refusal names the file:\n{error}"
+    );
+}
