@@ -158,6 +158,20 @@ impl EventLog for BrokerLog {
                 partition,
             });
         }
+        // acks=all refuses up front when the ISR is below min.insync.replicas, as Kafka does.
+        let isr = self
+            .broker
+            .metadata
+            .image()
+            .topic(topic)
+            .and_then(|t| t.partitions.get(&partition).map(|p| p.isr.len()))
+            .unwrap_or(0);
+        if (isr as i64) < i64::from(p.settings().min_insync_replicas) {
+            return Err(LogError::NotEnoughReplicas {
+                topic: topic.to_owned(),
+                partition,
+            });
+        }
         let count = records.len() as i64;
         let mut builder = RecordBatchBuilder::new(Compression::None);
         for r in records {
