@@ -123,6 +123,8 @@ pub struct MemberOptions {
     pub group: String,
     /// Static membership instance id.
     pub instance_id: Option<String>,
+    /// Subscribe by regular expression instead of `topics` (Java member only).
+    pub topic_pattern: Option<String>,
     /// Client-side assignor (`range`, `roundrobin`, `sticky`, `cooperative-sticky`).
     pub assignor: Option<String>,
     /// `classic` or `consumer` (KIP-848).
@@ -239,6 +241,9 @@ impl GroupMember {
         }
         if let Some(instance) = &options.instance_id {
             cmd.args(["--instance-id", instance]);
+        }
+        if let Some(pattern) = &options.topic_pattern {
+            cmd.args(["--topic-pattern", pattern]);
         }
         if let Some(assignor) = &options.assignor {
             cmd.args(["--assignor", assignor]);
@@ -565,6 +570,7 @@ pub fn split_scenario(
         topics: vec![topic.clone()],
         group,
         instance_id: None,
+        topic_pattern: None,
         assignor: scenario.assignor.clone(),
         protocol: scenario.protocol.clone(),
         session_timeout_ms: scenario.session_timeout_ms,

@@ -120,6 +120,7 @@ fn dapr(version: &str) -> Result<()> {
         topics: vec![topic.clone()],
         group: group.into(),
         instance_id: None,
+        topic_pattern: None,
         assignor: None,
         protocol: None,
         session_timeout_ms: Some(10_000),

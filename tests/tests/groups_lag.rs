@@ -79,6 +79,7 @@ fn run() -> Result<()> {
         topics: vec![TOPIC.into()],
         group: GROUP.into(),
         instance_id: None,
+        topic_pattern: None,
         assignor: None,
         protocol: None,
         session_timeout_ms: Some(10_000),

@@ -39,6 +39,7 @@ fn options(target: &Target, topic: &str, group: &str) -> MemberOptions {
         topics: vec![topic.to_string()],
         group: group.to_string(),
         instance_id: None,
+        topic_pattern: None,
         assignor: None,
         protocol: None,
         session_timeout_ms: Some(SESSION_TIMEOUT_MS),

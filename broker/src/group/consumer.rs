@@ -234,6 +234,21 @@ pub struct TopicInfo {
     pub partitions: i32,
 }
 
+/// What the coordinator knows of the cluster's topics, from the metadata image.
+pub trait TopicResolver {
+    /// The topic called `name`.
+    fn topic(&self, name: &str) -> Option<TopicInfo>;
+    /// Every topic a regular expression may match (internal topics excluded, as in Kafka).
+    fn names(&self) -> Vec<String>;
+}
+
+/// Compiles a KIP-848 subscription regex with Java's `Matcher.matches` semantics (the whole
+/// topic name must match).
+pub fn compile_subscription_regex(pattern: &str) -> Result<regex::Regex, GroupError> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| GroupError::InvalidRegularExpression(e.to_string()))
+}
+
 /// A consumer group.
 #[derive(Debug)]
 pub struct ConsumerGroup {
@@ -250,6 +265,8 @@ pub struct ConsumerGroup {
     static_members: HashMap<String, String>,
     /// The subscribed topics the last target assignment was computed against.
     subscribed_metadata: BTreeMap<String, TopicInfo>,
+    /// Topics each subscription regex matched at the last resolution.
+    regex_topics: BTreeMap<String, BTreeSet<String>>,
     /// When the group entered its state, ms since the epoch.
     pub state_timestamp_ms: i64,
 }
@@ -286,6 +303,7 @@ impl ConsumerGroup {
             target: HashMap::new(),
             static_members: HashMap::new(),
             subscribed_metadata: BTreeMap::new(),
+            regex_topics: BTreeMap::new(),
             state_timestamp_ms: now_ms,
         }
     }
@@ -307,12 +325,23 @@ impl ConsumerGroup {
         }
     }
 
-    /// Topics some member subscribes to.
+    /// Topics some member subscribes to, by name or (as last resolved) by regex.
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
         self.members
             .values()
-            .flat_map(|m| m.subscribed_topic_names.iter().cloned())
+            .flat_map(|m| self.member_topics(m))
             .collect()
+    }
+
+    /// The topics one member subscribes to, by name or (as last resolved) by regex.
+    fn member_topics(&self, member: &ConsumerMember) -> BTreeSet<String> {
+        let mut topics: BTreeSet<String> = member.subscribed_topic_names.iter().cloned().collect();
+        if let Some(pattern) = &member.subscribed_topic_regex
+            && let Some(matched) = self.regex_topics.get(pattern)
+        {
+            topics.extend(matched.iter().cloned());
+        }
+        topics
     }
 
     /// The earliest timer deadline.
@@ -351,7 +380,7 @@ impl ConsumerGroup {
     pub fn heartbeat(
         &mut self,
         request: ConsumerHeartbeat,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        topics: &dyn TopicResolver,
         settings: &ConsumerSettings,
         now: Instant,
         now_ms: i64,
@@ -693,13 +722,38 @@ impl ConsumerGroup {
         ));
     }
 
-    fn resolve_subscriptions(
-        &self,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
-    ) -> BTreeMap<String, TopicInfo> {
+    /// Re-evaluates every subscription regex against the cluster's topics, then resolves every
+    /// subscribed topic's id and partition count.
+    fn resolve_subscriptions(&mut self, topics: &dyn TopicResolver) -> BTreeMap<String, TopicInfo> {
+        let patterns: BTreeSet<String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.clone())
+            .collect();
+        let names = if patterns.is_empty() {
+            Vec::new()
+        } else {
+            topics.names()
+        };
+        self.regex_topics = patterns
+            .into_iter()
+            .map(|pattern| {
+                // Patterns are validated when a member sends them; one that no longer compiles
+                // matches nothing rather than failing the group.
+                let matched = match compile_subscription_regex(&pattern) {
+                    Ok(regex) => names
+                        .iter()
+                        .filter(|n| regex.is_match(n))
+                        .cloned()
+                        .collect(),
+                    Err(_) => BTreeSet::new(),
+                };
+                (pattern, matched)
+            })
+            .collect();
         self.subscribed_topics()
             .into_iter()
-            .filter_map(|name| topics(&name).map(|info| (name, info)))
+            .filter_map(|name| topics.topic(&name).map(|info| (name, info)))
             .collect()
     }
 
@@ -733,8 +787,8 @@ impl ConsumerGroup {
             })
             .map(|m| MemberSubscription {
                 member_id: m.member_id.clone(),
-                topics: m
-                    .subscribed_topic_names
+                topics: self
+                    .member_topics(m)
                     .iter()
                     .filter_map(|n| self.subscribed_metadata.get(n).map(|i| i.id))
                     .collect(),
@@ -1100,11 +1154,19 @@ mod tests {
         }
     }
 
-    fn topics(name: &str) -> Option<TopicInfo> {
-        (name == "t").then_some(TopicInfo {
-            id: TOPIC,
-            partitions: 4,
-        })
+    struct OneTopic;
+
+    impl TopicResolver for OneTopic {
+        fn topic(&self, name: &str) -> Option<TopicInfo> {
+            (name == "t").then_some(TopicInfo {
+                id: TOPIC,
+                partitions: 4,
+            })
+        }
+
+        fn names(&self) -> Vec<String> {
+            vec!["t".into(), "other".into()]
+        }
     }
 
     fn join(member_id: &str) -> ConsumerHeartbeat {
@@ -1151,7 +1213,7 @@ mod tests {
         let mut group = ConsumerGroup::new("g", 0);
         let mut records = Vec::new();
         let a = group
-            .heartbeat(join("a"), &topics, &settings(), now, 0, &mut records)
+            .heartbeat(join("a"), &OneTopic, &settings(), now, 0, &mut records)
             .expect("a joins");
         assert_eq!(a.member_epoch, 1);
         let a_owned = a.assignment.expect("full assignment");
@@ -1159,7 +1221,7 @@ mod tests {
         assert_eq!(group.state(), ConsumerGroupState::Stable);
 
         let b = group
-            .heartbeat(join("b"), &topics, &settings(), now, 0, &mut records)
+            .heartbeat(join("b"), &OneTopic, &settings(), now, 0, &mut records)
             .expect("b joins");
         assert_eq!(b.member_epoch, 2);
         assert_eq!(
@@ -1173,7 +1235,7 @@ mod tests {
         let a2 = group
             .heartbeat(
                 beat("a", 1, &a_owned),
-                &topics,
+                &OneTopic,
                 &settings(),
                 now,
                 0,
@@ -1187,7 +1249,7 @@ mod tests {
         let a3 = group
             .heartbeat(
                 beat("a", 1, &a_kept),
-                &topics,
+                &OneTopic,
                 &settings(),
                 now,
                 0,
@@ -1199,7 +1261,7 @@ mod tests {
         let b2 = group
             .heartbeat(
                 beat("b", 2, &Assignment::new()),
-                &topics,
+                &OneTopic,
                 &settings(),
                 now,
                 0,
@@ -1220,12 +1282,12 @@ mod tests {
         let mut group = ConsumerGroup::new("g", 0);
         let mut records = Vec::new();
         group
-            .heartbeat(join("a"), &topics, &settings(), now, 0, &mut records)
+            .heartbeat(join("a"), &OneTopic, &settings(), now, 0, &mut records)
             .expect("a joins");
         assert!(matches!(
             group.heartbeat(
                 beat("a", 9, &Assignment::new()),
-                &topics,
+                &OneTopic,
                 &settings(),
                 now,
                 0,
@@ -1236,7 +1298,7 @@ mod tests {
         assert!(matches!(
             group.heartbeat(
                 beat("x", 1, &Assignment::new()),
-                &topics,
+                &OneTopic,
                 &settings(),
                 now,
                 0,
@@ -1254,10 +1316,10 @@ mod tests {
         let mut group = ConsumerGroup::new("g", 0);
         let mut records = Vec::new();
         group
-            .heartbeat(join("a"), &topics, &settings(), now, 0, &mut records)
+            .heartbeat(join("a"), &OneTopic, &settings(), now, 0, &mut records)
             .expect("a joins");
         group
-            .heartbeat(join("b"), &topics, &settings(), now, 0, &mut records)
+            .heartbeat(join("b"), &OneTopic, &settings(), now, 0, &mut records)
             .expect("b joins");
         let mut replayed = ConsumerGroup::new("g", 0);
         for r in &records {
@@ -1273,5 +1335,30 @@ mod tests {
         group.on_timer(later, 0, &mut records);
         assert!(group.members.is_empty());
         assert_eq!(group.state(), ConsumerGroupState::Empty);
+    }
+
+    /// KIP-848 regex subscriptions (ConsumerGroupHeartbeat v1 `SubscribedTopicRegex`): the whole
+    /// topic name must match, and the matched topics are assigned.
+    #[test]
+    fn regex_subscriptions_match_whole_topic_names() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new("g", 0);
+        let mut records = Vec::new();
+        let mut request = join("a");
+        request.subscribed_topic_names = None;
+        request.subscribed_topic_regex = Some("t|oth".into());
+        let joined = group
+            .heartbeat(request, &OneTopic, &settings(), now, 0, &mut records)
+            .expect("joins");
+        assert_eq!(
+            count(&joined.assignment.unwrap_or_default()),
+            4,
+            "t matches, other does not"
+        );
+        assert_eq!(group.subscribed_topics(), BTreeSet::from(["t".to_string()]));
+        assert!(matches!(
+            compile_subscription_regex("("),
+            Err(GroupError::InvalidRegularExpression(_))
+        ));
     }
 }

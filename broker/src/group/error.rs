@@ -110,6 +110,9 @@ pub enum GroupError {
     /// INVALID_REQUEST.
     #[error("{0}")]
     InvalidRequest(String),
+    /// INVALID_REGULAR_EXPRESSION (a KIP-848 subscription regex that does not compile).
+    #[error("invalid subscription regex: {0}")]
+    InvalidRegularExpression(String),
     /// UNSUPPORTED_VERSION.
     #[error("{0}")]
     UnsupportedVersion(String),

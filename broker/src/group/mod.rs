@@ -51,6 +51,7 @@ use crate::group::classic::{
 use crate::group::consumer::{
     ConsumerGroup, ConsumerGroupState, ConsumerHeartbeat, ConsumerHeartbeatResult,
     ConsumerSettings, LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH, TopicInfo,
+    TopicResolver,
 };
 pub use crate::group::error::{AppendFailure, GroupError};
 use crate::group::records::{CoordinatorRecord, GroupMetadataValue, OffsetCommitValue, RecordKey};
@@ -1072,12 +1073,7 @@ impl GroupCoordinator {
                 &mut records,
             )
         } else {
-            let resolve = |name: &str| {
-                image.topic(name).map(|t| TopicInfo {
-                    id: t.id,
-                    partitions: t.partitions.len() as i32,
-                })
-            };
+            let resolve = ImageTopics(image);
             group.heartbeat(
                 request,
                 &resolve,
@@ -1547,6 +1543,26 @@ impl GroupCoordinator {
 
 async fn lock_owned(handle: &Arc<GroupHandle>) -> tokio::sync::OwnedMutexGuard<GroupState> {
     handle.state.clone().lock_owned().await
+}
+
+/// Topics of a metadata image, as the consumer protocol resolves subscriptions.
+struct ImageTopics<'a>(&'a MetadataImage);
+
+impl TopicResolver for ImageTopics<'_> {
+    fn topic(&self, name: &str) -> Option<TopicInfo> {
+        self.0.topic(name).map(|t| TopicInfo {
+            id: t.id,
+            partitions: t.partitions.len() as i32,
+        })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0
+            .topics()
+            .filter(|t| !crate::handlers::metadata::is_internal_topic(&t.name))
+            .map(|t| t.name.clone())
+            .collect()
+    }
 }
 
 fn partition_owners(state: &GroupState) -> HashMap<(String, i32), String> {

@@ -83,6 +83,7 @@ pub fn map_group_error(error: &GroupError) -> ErrorCode {
         GroupError::UnreleasedInstanceId(_) => ErrorCode::UnreleasedInstanceId,
         GroupError::UnsupportedAssignor(_) => ErrorCode::UnsupportedAssignor,
         GroupError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+        GroupError::InvalidRegularExpression(_) => ErrorCode::InvalidRegularExpression,
         GroupError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
         GroupError::Append(AppendFailure::NotLeader | AppendFailure::Storage(_)) => {
             ErrorCode::NotCoordinator
@@ -613,14 +614,11 @@ fn validate_consumer_heartbeat(
         {
             return invalid("TopicPartitions must be empty when (re-)joining.");
         }
-        let names = request
-            .subscribed_topic_names
-            .as_ref()
-            .is_some_and(|n| !n.is_empty());
-        let regex = request.subscribed_topic_regex.is_some();
-        if !names && !regex {
+        // An empty list of names or an empty regex is allowed: the member is in the group
+        // but subscribes to nothing (yet), as a client matching a pattern itself does at first.
+        if request.subscribed_topic_names.is_none() && request.subscribed_topic_regex.is_none() {
             return invalid(
-                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+                "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
             );
         }
     } else if epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
@@ -638,10 +636,10 @@ fn validate_consumer_heartbeat(
     {
         return Err(GroupError::UnsupportedAssignor(name.as_str().to_string()));
     }
-    if request.subscribed_topic_regex.is_some() {
-        return Err(GroupError::InvalidRequest(
-            "SubscribedTopicRegex is not supported by this broker; subscribe to topic names".into(),
-        ));
+    if let Some(pattern) = &request.subscribed_topic_regex
+        && !pattern.is_empty()
+    {
+        crate::group::consumer::compile_subscription_regex(pattern.as_str())?;
     }
     Ok(())
 }

@@ -105,6 +105,7 @@ pub async fn handle(
             let image = broker.metadata.image();
             let missing: Vec<String> = requested
                 .iter()
+                .filter(|t| t.topic_id.is_nil())
                 .filter_map(|t| t.name.as_ref())
                 .map(|n| n.0.as_str().to_string())
                 .filter(|n| image.topic(n).is_none() && !is_internal_topic(n))
@@ -115,7 +116,13 @@ pub async fn handle(
         }
         let image = broker.metadata.image();
         for requested in &requested {
-            let response = match &requested.name {
+            // A topic named by id (v12+) is looked up by id whatever its name field holds: the
+            // Java client sends the name's default, an empty string, as KafkaApis expects.
+            let name = requested
+                .name
+                .as_ref()
+                .filter(|_| requested.topic_id.is_nil());
+            let response = match name {
                 Some(name) => match image.topic(name.0.as_str()) {
                     Some(topic) => topic_response(&image, topic),
                     None => {

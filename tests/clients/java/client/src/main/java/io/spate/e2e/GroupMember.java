@@ -15,12 +15,14 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.TreeMap;
+import java.util.regex.Pattern;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.consumer.SubscriptionPattern;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -78,7 +80,7 @@ public final class GroupMember {
         Path stopFile = single.containsKey("stop-file") ? Path.of(single.get("stop-file")) : null;
         try (Events events = new Events(Path.of(single.get("out")));
                 KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
-            consumer.subscribe(topics, new ConsumerRebalanceListener() {
+            ConsumerRebalanceListener listener = new ConsumerRebalanceListener() {
                 @Override
                 public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
                     events.partitions("assigned", partitions);
@@ -93,7 +95,16 @@ public final class GroupMember {
                 public void onPartitionsLost(Collection<TopicPartition> partitions) {
                     events.partitions("lost", partitions);
                 }
-            });
+            };
+            if (single.containsKey("topic-pattern") && protocol.equals("consumer")) {
+                // A SubscriptionPattern goes to the broker, which matches it (KIP-848 regex).
+                consumer.subscribe(new SubscriptionPattern(single.get("topic-pattern")), listener);
+            } else if (single.containsKey("topic-pattern")) {
+                // A java.util.regex.Pattern is matched by the client against its metadata.
+                consumer.subscribe(Pattern.compile(single.get("topic-pattern")), listener);
+            } else {
+                consumer.subscribe(topics, listener);
+            }
             events.write("{\"event\":\"started\"");
             while (stopFile == null || !Files.exists(stopFile)) {
                 ConsumerRecords<byte[], byte[]> records = consumer.poll(POLL_TIMEOUT);
