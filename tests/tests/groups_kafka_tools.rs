@@ -227,3 +227,80 @@ fn run() -> Result<()> {
     );
     Ok(())
 }
+
+/// `kafka-consumer-groups --describe` of a KIP-848 consumer group (Java members with
+/// `group.protocol=consumer`): the admin client reads it with ConsumerGroupDescribe.
+#[test]
+fn kafka_consumer_groups_describes_a_consumer_protocol_group() {
+    if let Err(e) = consumer_protocol() {
+        panic!("{e:#}");
+    }
+}
+
+fn consumer_protocol() -> Result<()> {
+    let kind = TargetKind::from_env()?;
+    let target = Target::start(TargetOptions::default())?;
+    let work = work_dir(kind, "groups-kafka-tools-kip848")?;
+    let bootstrap = target.bootstrap();
+    let topic = "tools-kip848-topic";
+    let group = "tools-kip848-group";
+    Rdkafka.create_topic(&bootstrap, topic, PARTITIONS, &[], &work)?;
+    produce(&bootstrap, topic, PARTITIONS, 0, 30)?;
+    let options = MemberOptions {
+        bootstrap: bootstrap.clone(),
+        topics: vec![topic.into()],
+        group: group.into(),
+        instance_id: None,
+        topic_pattern: None,
+        assignor: None,
+        protocol: Some("consumer".into()),
+        session_timeout_ms: None,
+    };
+    let mut member = GroupMember::start(&MemberProgram::Java, &options, &work, "member")?;
+    wait_until(
+        Duration::from_secs(60),
+        "the consumer-protocol member consumes and commits everything",
+        || {
+            Ok(all_consumed(&[&member], topic, PARTITIONS, 10)?
+                && spate_e2e::groups::last_commits(&member.events()?)
+                    .values()
+                    .filter(|o| **o == 10)
+                    .count()
+                    == PARTITIONS as usize)
+        },
+        || member.logs(),
+    )?;
+    let described = consumer_groups_tool(
+        &bootstrap,
+        &["--describe", "--group", group],
+        &work,
+        "describe",
+    )?;
+    let rows: Vec<Vec<&str>> = described
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cols| cols.contains(&topic))
+        .collect();
+    ensure!(
+        rows.len() == PARTITIONS as usize,
+        "--describe rows:\n{described}"
+    );
+    for cols in &rows {
+        let at = cols.iter().position(|c| *c == topic).unwrap_or(0);
+        ensure!(
+            cols.get(at + 2) == Some(&"10")
+                && cols.get(at + 4) == Some(&"0")
+                && cols.get(at + 5) != Some(&"-"),
+            "row {cols:?} should show offset 10, lag 0 and the member\n{described}"
+        );
+    }
+    let state = consumer_groups_tool(
+        &bootstrap,
+        &["--describe", "--group", group, "--state"],
+        &work,
+        "state",
+    )?;
+    ensure!(state.contains("Stable"), "--state:\n{state}");
+    member.stop()?;
+    Ok(())
+}
