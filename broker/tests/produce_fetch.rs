@@ -251,3 +251,233 @@ async fn produce_to_an_unknown_topic() {
         (ErrorCode::UnknownTopicOrPartition.code(), -1)
     );
 }
+
+async fn fetch_raw(client: &mut Client, version: i16, request: FetchRequest) -> FetchResponse {
+    client.send(ApiKey::Fetch, version, &request).await
+}
+
+fn fetch_request(
+    topic: &str,
+    offset: i64,
+    partition_max_bytes: i32,
+    max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(partition_max_bytes),
+                ]),
+        ])
+}
+
+fn batches_in(records: Option<Bytes>) -> Vec<RecordBatch> {
+    let mut records = records.unwrap_or_default();
+    let mut out = Vec::new();
+    while !records.is_empty() {
+        out.push(RecordBatch::split_first(&mut records).expect("whole batches"));
+    }
+    out
+}
+
+/// Fetch (1) v11: the batch containing the requested offset comes back whole (clients skip the
+/// records before their offset), and one batch comes back even when it exceeds both the
+/// partition and the response byte limits (KIP-74).
+#[tokio::test]
+async fn fetch_returns_whole_batches_and_at_least_one() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "whole", &[]).await;
+    let keys: Vec<String> = (0..50).map(|i| format!("k{i:02}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    produce(
+        &mut client,
+        "whole",
+        batch(None, &keys[..25], Compression::Zstd),
+    )
+    .await;
+    produce(
+        &mut client,
+        "whole",
+        batch(None, &keys[25..], Compression::None),
+    )
+    .await;
+
+    let response = fetch_raw(
+        &mut client,
+        11,
+        fetch_request("whole", 10, 1 << 20, 1 << 20),
+    )
+    .await;
+    let batches = batches_in(response.responses[0].partitions[0].records.clone());
+    assert_eq!(batches.len(), 2);
+    assert_eq!(
+        batches[0].base_offset().0,
+        0,
+        "the batch holding offset 10 starts at 0"
+    );
+
+    // Limits of 1 byte: still exactly one whole batch.
+    let response = fetch_raw(&mut client, 11, fetch_request("whole", 30, 1, 1)).await;
+    let batches = batches_in(response.responses[0].partitions[0].records.clone());
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].base_offset().0, 25);
+    assert_eq!(batches[0].records_count(), 25);
+}
+
+/// Fetch (1): with min_bytes unmet the request waits up to max_wait_ms, and an append to the
+/// partition completes it early; with nothing appended it answers empty at the deadline.
+#[tokio::test]
+async fn fetch_long_poll_is_woken_by_an_append() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "poll", &[]).await;
+
+    let started = std::time::Instant::now();
+    let response = fetch_raw(
+        &mut client,
+        11,
+        fetch_request("poll", 0, 1 << 20, 1 << 20).with_max_wait_ms(300),
+    )
+    .await;
+    assert!(batches_in(response.responses[0].partitions[0].records.clone()).is_empty());
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "waited for max_wait_ms"
+    );
+
+    let addr = broker.addr();
+    let waiter = tokio::spawn(async move {
+        let mut client = Client::connect(addr).await;
+        let started = std::time::Instant::now();
+        let response = fetch_raw(
+            &mut client,
+            11,
+            fetch_request("poll", 0, 1 << 20, 1 << 20).with_max_wait_ms(30_000),
+        )
+        .await;
+        (started.elapsed(), response)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    produce(
+        &mut client,
+        "poll",
+        batch(None, &["wake"], Compression::None),
+    )
+    .await;
+    let (elapsed, response) = waiter.await.expect("waiter");
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "woken by the append, not the deadline"
+    );
+    assert_eq!(
+        batches_in(response.responses[0].partitions[0].records.clone()).len(),
+        1
+    );
+}
+
+/// Fetch (1) v12 incremental sessions (KIP-227): a full fetch opens a session; incremental
+/// fetches name only changed partitions and get back only partitions with something new; a
+/// wrong epoch is INVALID_FETCH_SESSION_EPOCH and an unknown id FETCH_SESSION_ID_NOT_FOUND.
+#[tokio::test]
+async fn incremental_fetch_sessions() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "sess", &[]).await;
+    produce(&mut client, "sess", batch(None, &["a"], Compression::None)).await;
+
+    let open = fetch_request("sess", 0, 1 << 20, 1 << 20)
+        .with_session_id(0)
+        .with_session_epoch(0);
+    let response = fetch_raw(&mut client, 12, open).await;
+    assert_eq!(response.error_code, 0);
+    let session = response.session_id;
+    assert_ne!(session, 0, "a session was created");
+    assert_eq!(
+        batches_in(response.responses[0].partitions[0].records.clone()).len(),
+        1
+    );
+
+    // Epoch 1, nothing changed from the client's side: the partition's fetch offset is still 0
+    // in the session, so its data comes back again; move it to 1.
+    let incremental = |epoch: i32, offset: Option<i64>| {
+        let topics = match offset {
+            Some(offset) => fetch_request("sess", offset, 1 << 20, 1 << 20).topics,
+            None => Vec::new(),
+        };
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_id(session)
+            .with_session_epoch(epoch)
+            .with_topics(topics)
+    };
+    let response = fetch_raw(&mut client, 12, incremental(1, Some(1))).await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.session_id, session);
+    // At offset 1 nothing is new and the high watermark was already sent: omitted.
+    assert!(
+        response.responses.is_empty(),
+        "unchanged partitions are left out"
+    );
+
+    produce(&mut client, "sess", batch(None, &["b"], Compression::None)).await;
+    let response = fetch_raw(&mut client, 12, incremental(2, None)).await;
+    assert_eq!(
+        response.responses.len(),
+        1,
+        "new data brings the partition back"
+    );
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.high_watermark, 2);
+    assert_eq!(batches_in(partition.records.clone()).len(), 1);
+
+    let response = fetch_raw(&mut client, 12, incremental(7, None)).await;
+    assert_eq!(
+        response.error_code,
+        ErrorCode::InvalidFetchSessionEpoch.code()
+    );
+    let response = fetch_raw(
+        &mut client,
+        12,
+        incremental(3, None).with_session_id(session.wrapping_add(1000)),
+    )
+    .await;
+    assert_eq!(
+        response.error_code,
+        ErrorCode::FetchSessionIdNotFound.code()
+    );
+}
+
+/// Fetch (1) v4, the oldest Kafka 4 serves (non-flexible, as Sarama and kafkajs send), and
+/// OFFSET_OUT_OF_RANGE past the log end.
+#[tokio::test]
+async fn old_fetch_versions_and_out_of_range() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "old", &[]).await;
+    produce(
+        &mut client,
+        "old",
+        batch(None, &["x", "y"], Compression::Gzip),
+    )
+    .await;
+    let response = fetch_raw(&mut client, 4, fetch_request("old", 0, 1 << 20, 1 << 20)).await;
+    assert_eq!(
+        batches_in(response.responses[0].partitions[0].records.clone()).len(),
+        1
+    );
+    let response = fetch_raw(&mut client, 8, fetch_request("old", 5, 1 << 20, 1 << 20)).await;
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, ErrorCode::OffsetOutOfRange.code());
+    assert_eq!(partition.high_watermark, 2);
+}
