@@ -130,17 +130,39 @@ func (h handler) Cleanup(s sarama.ConsumerGroupSession) error {
 }
 
 func (h handler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	for msg := range claim.Messages() {
-		var key any
-		if msg.Key != nil {
-			key = hex.EncodeToString(msg.Key)
+	// Records are marked one by one and committed (synchronously) whenever the claim has no
+	// more buffered records: after every batch, as the other member programs do.
+	var next int64 = -1
+	commit := func() {
+		if next < 0 {
+			return
 		}
-		h.ev.write("record", map[string]any{"topic": msg.Topic, "partition": msg.Partition, "offset": msg.Offset, "key": key})
-		s.MarkMessage(msg, "")
 		s.Commit()
-		h.ev.write("committed", map[string]any{"offsets": [][]any{{msg.Topic, msg.Partition, msg.Offset + 1}}})
+		h.ev.write("committed", map[string]any{"offsets": [][]any{{claim.Topic(), claim.Partition(), next}}})
+		next = -1
 	}
-	return nil
+	for {
+		select {
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				commit()
+				return nil
+			}
+			var key any
+			if msg.Key != nil {
+				key = hex.EncodeToString(msg.Key)
+			}
+			h.ev.write("record", map[string]any{"topic": msg.Topic, "partition": msg.Partition, "offset": msg.Offset, "key": key})
+			s.MarkMessage(msg, "")
+			next = msg.Offset + 1
+			if len(claim.Messages()) == 0 {
+				commit()
+			}
+		case <-s.Context().Done():
+			commit()
+			return nil
+		}
+	}
 }
 
 func runSarama(ctx context.Context, a args, ev *events) {
