@@ -926,6 +926,12 @@ impl PartitionLog {
         self.check_open(&writer)?;
         let leo = self.log_end_offset();
         if offset >= leo || offset.0 < 0 {
+            if offset >= leo {
+                // As Kafka's `truncateTo`: an epoch that begins at the log end holds nothing (this
+                // replica led and wrote nothing in it) and goes, or a follower would keep telling
+                // its leader about a history it does not have.
+                self.epochs.lock().truncate_from_end(leo)?;
+            }
             return Ok(false);
         }
         let segments = self.segments.load_full();
