@@ -185,10 +185,43 @@ fn partition_change(
     }))
 }
 
+/// Whether `topic` allows an out-of-sync replica to lead (`unclean.leader.election.enable`: the
+/// topic's own config, else the cluster-wide dynamic default; Kafka's default is false). Static
+/// broker configs are not in the image, so they cannot take part in a decision every voter
+/// must make alike.
+pub fn unclean_election_allowed(image: &MetadataImage, topic: &str) -> bool {
+    const NAME: &str = "unclean.leader.election.enable";
+    let set = |resource_type: i32, name: &str| {
+        image.configs(resource_type, name).and_then(|configs| {
+            configs
+                .get(NAME)
+                .map(|v| v.trim().eq_ignore_ascii_case("true"))
+        })
+    };
+    set(crate::records::CONFIG_RESOURCE_TOPIC, topic)
+        .or_else(|| set(crate::records::CONFIG_RESOURCE_BROKER, ""))
+        .unwrap_or(false)
+}
+
+/// An unclean leader for a leaderless partition: the first live replica (in preferred order)
+/// other than `excluded`, which then forms the ISR alone (Kafka's unclean election). Records
+/// past the old high watermark that it lacks are lost; that is what the topic opted into.
+fn unclean_candidate(
+    image: &MetadataImage,
+    partition: &PartitionState,
+    excluded: Option<NodeId>,
+) -> Option<NodeId> {
+    partition
+        .replicas
+        .iter()
+        .copied()
+        .find(|id| Some(*id) != excluded && is_live(image, *id))
+}
+
 /// The partition changes that take `broker` out of service: every partition it leads gets the
 /// first live in-sync replica (in preferred order) as leader, or none; it leaves every ISR it is
 /// in, except as the last member (so that it can lead again when it returns: no unclean
-/// election).
+/// election, unless the topic enables `unclean.leader.election.enable`).
 fn move_away_from(image: &MetadataImage, broker: NodeId) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
     for topic in topics_by_name(image) {
@@ -206,6 +239,18 @@ fn move_away_from(image: &MetadataImage, broker: NodeId) -> Vec<MetadataRecord> 
                     .iter()
                     .copied()
                     .find(|id| *id != broker && shrunk_isr.contains(id) && is_live(image, *id));
+                if successor.is_none()
+                    && unclean_election_allowed(image, &topic.name)
+                    && let Some(unclean) = unclean_candidate(image, partition, Some(broker))
+                {
+                    records.push(partition_change(
+                        topic,
+                        partition,
+                        Some(Some(unclean)),
+                        Some(vec![unclean]),
+                    ));
+                    continue;
+                }
                 let isr = (!shrunk_isr.is_empty() && in_isr).then_some(shrunk_isr);
                 records.push(partition_change(topic, partition, Some(successor), isr));
             } else if in_isr && !shrunk_isr.is_empty() {
@@ -263,6 +308,18 @@ pub fn unfence_broker(
                     partition,
                     Some(Some(broker_id)),
                     None,
+                ));
+            } else if partition.leader.is_none()
+                && partition.replicas.contains(&broker_id)
+                && !partition.isr.iter().any(|id| is_live(image, *id))
+                && unclean_election_allowed(image, &topic.name)
+            {
+                // No in-sync replica is live and the topic prefers availability.
+                records.push(partition_change(
+                    topic,
+                    partition,
+                    Some(Some(broker_id)),
+                    Some(vec![broker_id]),
                 ));
             }
         }
@@ -466,6 +523,9 @@ pub enum ElectionError {
     /// UNKNOWN_TOPIC_OR_PARTITION.
     #[error("unknown topic or partition")]
     UnknownTopicOrPartition,
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE: an unclean election found no live replica.
+    #[error("no live replica can lead")]
+    EligibleLeadersNotAvailable,
 }
 
 /// One partition's preferred-leader election result, by (topic id, partition index).
@@ -520,6 +580,74 @@ pub fn elect_preferred_leaders(
         let (result, record) = elect(topic, partition);
         results.push(((topic.id, partition.id.0), result));
         records.extend(record);
+    }
+    (results, records)
+}
+
+/// Unclean election (ElectLeaders with election type UNCLEAN): each leaderless partition gets a
+/// live in-sync replica if one exists, else the first live replica, which then forms the ISR
+/// alone, whatever the topic's `unclean.leader.election.enable` (the operator asked for it, as
+/// Kafka's `kafka-leader-election --election-type UNCLEAN`). A partition with a leader needs no
+/// election. `partitions` limits it to some partitions (`None`: all).
+pub fn elect_unclean_leaders(
+    image: &MetadataImage,
+    partitions: Option<&[(Uuid, i32)]>,
+) -> (Vec<ElectionResult>, Vec<MetadataRecord>) {
+    let mut results = Vec::new();
+    let mut records = Vec::new();
+    let mut considered = Vec::new();
+    match partitions {
+        Some(wanted) => {
+            for (topic_id, index) in wanted {
+                match image
+                    .topic_by_id(topic_id)
+                    .and_then(|t| t.partitions.get(index).map(|p| (t, p)))
+                {
+                    Some(found) => considered.push(found),
+                    None => results.push((
+                        (*topic_id, *index),
+                        Err(ElectionError::UnknownTopicOrPartition),
+                    )),
+                }
+            }
+        }
+        None => {
+            for topic in topics_by_name(image) {
+                for partition in topic.partitions.values() {
+                    considered.push((topic, partition));
+                }
+            }
+        }
+    }
+    for (topic, partition) in considered {
+        let key = (topic.id, partition.id.0);
+        if partition.leader.is_some() {
+            results.push((key, Err(ElectionError::ElectionNotNeeded)));
+            continue;
+        }
+        let clean = partition
+            .replicas
+            .iter()
+            .copied()
+            .find(|id| partition.isr.contains(id) && is_live(image, *id));
+        match clean {
+            Some(leader) => {
+                records.push(partition_change(topic, partition, Some(Some(leader)), None));
+                results.push((key, Ok(())));
+            }
+            None => match unclean_candidate(image, partition, None) {
+                Some(leader) => {
+                    records.push(partition_change(
+                        topic,
+                        partition,
+                        Some(Some(leader)),
+                        Some(vec![leader]),
+                    ));
+                    results.push((key, Ok(())));
+                }
+                None => results.push((key, Err(ElectionError::EligibleLeadersNotAvailable))),
+            },
+        }
     }
     (results, records)
 }

@@ -105,6 +105,11 @@ pub enum ControllerRequest {
         /// (topic id, partition index) pairs.
         partitions: Option<Vec<(Uuid, i32)>>,
     },
+    /// Unclean election of leaderless partitions (`None`: every partition).
+    ElectUncleanLeaders {
+        /// (topic id, partition index) pairs.
+        partitions: Option<Vec<(Uuid, i32)>>,
+    },
 }
 
 /// What a request produced, in request order.
@@ -360,6 +365,11 @@ pub fn decide(
         ControllerRequest::ElectPreferredLeaders { partitions } => {
             let (results, records) =
                 controller::elect_preferred_leaders(image, partitions.as_deref());
+            Ok((ControllerReply::LeadersElected(results), records))
+        }
+        ControllerRequest::ElectUncleanLeaders { partitions } => {
+            let (results, records) =
+                controller::elect_unclean_leaders(image, partitions.as_deref());
             Ok((ControllerReply::LeadersElected(results), records))
         }
     }

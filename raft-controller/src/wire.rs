@@ -141,7 +141,7 @@ pub struct JoinMsg {
 #[derive(Clone, PartialEq, Message)]
 pub struct RequestMsg {
     /// Which one.
-    #[prost(oneof = "RequestBody", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
+    #[prost(oneof = "RequestBody", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")]
     pub body: Option<RequestBody>,
 }
 
@@ -181,6 +181,9 @@ pub enum RequestBody {
     /// ElectPreferredLeaders.
     #[prost(message, tag = "11")]
     ElectPreferredLeaders(ElectMsg),
+    /// ElectUncleanLeaders.
+    #[prost(message, tag = "12")]
+    ElectUncleanLeaders(ElectMsg),
 }
 
 /// RegisterBroker.
@@ -824,17 +827,10 @@ fn request_to(request: &ControllerRequest) -> RequestBody {
             })
         }
         ControllerRequest::ElectPreferredLeaders { partitions } => {
-            RequestBody::ElectPreferredLeaders(ElectMsg {
-                all: partitions.is_none(),
-                partitions: partitions
-                    .iter()
-                    .flatten()
-                    .map(|(topic_id, partition)| TopicPartitionMsg {
-                        topic_id: topic_id.as_bytes().to_vec(),
-                        partition: *partition,
-                    })
-                    .collect(),
-            })
+            RequestBody::ElectPreferredLeaders(elect_msg(partitions))
+        }
+        ControllerRequest::ElectUncleanLeaders { partitions } => {
+            RequestBody::ElectUncleanLeaders(elect_msg(partitions))
         }
     }
 }
@@ -926,16 +922,10 @@ fn request_from(body: RequestBody) -> Result<ControllerRequest, WireError> {
             new_isr: nodes(&r.new_isr),
         }),
         RequestBody::ElectPreferredLeaders(r) => ControllerRequest::ElectPreferredLeaders {
-            partitions: if r.all {
-                None
-            } else {
-                Some(
-                    r.partitions
-                        .iter()
-                        .map(|p| Ok((uuid_from(&p.topic_id)?, p.partition)))
-                        .collect::<Result<_, WireError>>()?,
-                )
-            },
+            partitions: elect_partitions(&r)?,
+        },
+        RequestBody::ElectUncleanLeaders(r) => ControllerRequest::ElectUncleanLeaders {
+            partitions: elect_partitions(&r)?,
         },
     })
 }
@@ -1088,12 +1078,38 @@ fn alter_from(msg: PartitionAlteredMsg) -> Result<AlteredPartition, AlterPartiti
     }
 }
 
+fn elect_msg(partitions: &Option<Vec<(Uuid, i32)>>) -> ElectMsg {
+    ElectMsg {
+        all: partitions.is_none(),
+        partitions: partitions
+            .iter()
+            .flatten()
+            .map(|(topic_id, partition)| TopicPartitionMsg {
+                topic_id: topic_id.as_bytes().to_vec(),
+                partition: *partition,
+            })
+            .collect(),
+    }
+}
+
+fn elect_partitions(msg: &ElectMsg) -> Result<Option<Vec<(Uuid, i32)>>, WireError> {
+    if msg.all {
+        return Ok(None);
+    }
+    msg.partitions
+        .iter()
+        .map(|p| Ok((uuid_from(&p.topic_id)?, p.partition)))
+        .collect::<Result<_, WireError>>()
+        .map(Some)
+}
+
 fn election_code(result: &Result<(), ElectionError>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(ElectionError::ElectionNotNeeded) => 1,
         Err(ElectionError::PreferredLeaderNotAvailable) => 2,
         Err(ElectionError::UnknownTopicOrPartition) => 3,
+        Err(ElectionError::EligibleLeadersNotAvailable) => 4,
     }
 }
 
@@ -1102,6 +1118,7 @@ fn election_from(code: i32) -> Result<(), ElectionError> {
         0 => Ok(()),
         1 => Err(ElectionError::ElectionNotNeeded),
         3 => Err(ElectionError::UnknownTopicOrPartition),
+        4 => Err(ElectionError::EligibleLeadersNotAvailable),
         _ => Err(ElectionError::PreferredLeaderNotAvailable),
     }
 }
