@@ -353,10 +353,17 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, StartError> {
     });
     let image = broker.metadata.image();
     broker.replicas.remove_strays(&image);
+    let shutdown = CancellationToken::new();
+    broker.replicas.start_replication(
+        broker.broker_epoch,
+        crate::replica::settings::ReplicationSettings::from_layers(&broker.config_layers(&image)),
+        broker.metadata.clone(),
+        shutdown.clone(),
+    );
     broker.reconcile(&image);
 
-    let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    tasks.spawn(crate::replica::tasks::run(broker.clone(), shutdown.clone()));
     tasks.spawn(reconcile_loop(broker.clone(), shutdown.clone()));
     tasks.spawn(broker.groups.clone().run_expiry());
     tasks.spawn(accept_loop(

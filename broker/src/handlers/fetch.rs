@@ -1,5 +1,6 @@
 //! Fetch (1), v4-v18, for consumers: byte limits, long polls woken by appends, and incremental
-//! fetch sessions (KIP-227).
+//! fetch sessions (KIP-227). Consumers read from partition leaders only, up to the high
+//! watermark; a fetch from a follower replica goes to [`crate::handlers::replica_fetch`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub fn map_read_error(error: &ReadError) -> ErrorCode {
     match error {
         ReadError::OutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         ReadError::FencedLeaderEpoch => ErrorCode::FencedLeaderEpoch,
+        ReadError::NotLeader => ErrorCode::NotLeaderOrFollower,
         ReadError::UnknownLeaderEpoch => ErrorCode::UnknownLeaderEpoch,
         ReadError::Storage(_) => ErrorCode::KafkaStorageError,
     }
@@ -94,6 +96,9 @@ pub enum FetchReply {
 
 /// Serves Fetch.
 pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchReply {
+    if crate::handlers::replica_fetch::replica_id(&request, version) >= 0 {
+        return crate::handlers::replica_fetch::handle(broker, request, version);
+    }
     let uses_topic_ids = version >= 13;
     let image = broker.metadata.image();
     let request_partitions: Vec<Wanted> = request
@@ -281,7 +286,7 @@ impl FetchPlan {
                 ErrorCode::UnknownTopicOrPartition
             });
         };
-        if let Err(error) = partition.check_leader_epoch(wanted.cached.current_leader_epoch) {
+        if let Err(error) = partition.check_leader(wanted.cached.current_leader_epoch) {
             return failed(map_read_error(&error));
         }
         let limit = (wanted.cached.partition_max_bytes.max(0) as usize).min(remaining);

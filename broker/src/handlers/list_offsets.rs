@@ -20,6 +20,8 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const LATEST_TIERED_TIMESTAMP: i64 = -5;
 const READ_COMMITTED: i8 = 1;
+/// Kafka's replica id of a debugging client, which may read any replica, leader or not.
+const DEBUGGING_REPLICA_ID: i32 = -2;
 
 fn failed(index: i32, code: ErrorCode) -> ListOffsetsPartitionResponse {
     ListOffsetsPartitionResponse::default()
@@ -45,6 +47,10 @@ pub fn handle(
     version: i16,
 ) -> ListOffsetsResponse {
     let read_committed = request.isolation_level == READ_COMMITTED;
+    // A follower (replica id >= 0) or a debugging client asks for the log end, not for what
+    // consumers may see (Kafka's `isolationLevel` is none for them).
+    let replica_id = request.replica_id.0;
+    let reads_log_end = replica_id >= 0 || replica_id == DEBUGGING_REPLICA_ID;
     let image = broker.metadata.image();
     let topics = request
         .topics
@@ -79,10 +85,21 @@ pub fn handle(
                             },
                         );
                     };
-                    if let Err(error) = partition.check_leader_epoch(p.current_leader_epoch) {
+                    let checked = if replica_id == DEBUGGING_REPLICA_ID {
+                        partition.check_leader_epoch(p.current_leader_epoch)
+                    } else {
+                        partition.check_leader(p.current_leader_epoch)
+                    };
+                    if let Err(error) = checked {
                         return failed(index, map_read_error(&error));
                     }
-                    lookup(&partition, index, p.timestamp, read_committed)
+                    lookup(
+                        &partition,
+                        index,
+                        p.timestamp,
+                        read_committed,
+                        reads_log_end,
+                    )
                 })
                 .collect();
             ListOffsetsTopicResponse::default()
@@ -98,6 +115,7 @@ fn lookup(
     index: i32,
     timestamp: i64,
     read_committed: bool,
+    reads_log_end: bool,
 ) -> ListOffsetsPartitionResponse {
     let log = &partition.log;
     // The epoch of the leader that wrote `offset`: the last epoch starting at or before it.
@@ -108,7 +126,9 @@ fn lookup(
             .find(|e| e.start_offset.0 <= offset)
             .map_or(partition.leader_epoch().0, |e| e.epoch.0)
     };
-    let fetchable_end = if read_committed {
+    let fetchable_end = if reads_log_end {
+        log.log_end_offset().0
+    } else if read_committed {
         partition.last_stable_offset()
     } else {
         partition.high_watermark()

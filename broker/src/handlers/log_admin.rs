@@ -29,6 +29,8 @@ use crate::replica::partition::Partition;
 
 /// DeleteRecords offset meaning "up to the high watermark".
 const DELETE_TO_HIGH_WATERMARK: i64 = -1;
+/// Kafka's replica id of a debugging client, which may read any replica, leader or not.
+const DEBUGGING_REPLICA_ID: i32 = -2;
 
 fn missing_partition_error(broker: &Broker, topic: &str, partition: i32) -> ErrorCode {
     let known = broker
@@ -65,6 +67,10 @@ pub fn delete_records(
                             missing_partition_error(broker, name, p.partition_index).code(),
                         );
                     };
+                    // The leader moves the log start; followers follow it through their fetches.
+                    if !partition.is_leader() {
+                        return result.with_error_code(ErrorCode::NotLeaderOrFollower.code());
+                    }
                     let high_watermark = partition.high_watermark();
                     let target = if p.offset == DELETE_TO_HIGH_WATERMARK {
                         high_watermark
@@ -114,7 +120,14 @@ pub fn offset_for_leader_epoch(
                             missing_partition_error(broker, name, p.partition).code(),
                         );
                     };
-                    if let Err(error) = partition.check_leader_epoch(p.current_leader_epoch) {
+                    // Only the leader's epochs are the partition's history; a debugging client
+                    // (replica id -2) may ask any replica.
+                    let checked = if request.replica_id.0 == DEBUGGING_REPLICA_ID {
+                        partition.check_leader_epoch(p.current_leader_epoch)
+                    } else {
+                        partition.check_leader(p.current_leader_epoch)
+                    };
+                    if let Err(error) = checked {
                         return result.with_error_code(map_read_error(&error).code());
                     }
                     let (epoch, end) = partition
@@ -211,6 +224,9 @@ pub fn describe_producers(
                         return result
                             .with_error_code(missing_partition_error(broker, name, *index).code());
                     };
+                    if !partition.is_leader() {
+                        return result.with_error_code(ErrorCode::NotLeaderOrFollower.code());
+                    }
                     let producers = partition.producers();
                     let mut active: Vec<ProducerState> = producers
                         .iter()

@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod quorum;
+pub mod replica_fetch;
 pub mod topics;
 
 use std::sync::Arc;
@@ -35,8 +36,9 @@ pub async fn handle(
         RequestKind::CreateTopics(r) => to.ready(&topics::create_topics(broker, r, version).await),
         RequestKind::DeleteTopics(r) => to.ready(&topics::delete_topics(broker, r, version).await),
         RequestKind::Produce(r) => match produce::handle(broker, r, version) {
-            Some(response) => to.ready(&response),
-            None => Ok(Reply::None),
+            produce::ProduceReply::Now(response) => to.ready(&response),
+            produce::ProduceReply::Later(future) => Ok(to.deferred(future)),
+            produce::ProduceReply::None => Ok(Reply::None),
         },
         RequestKind::Fetch(r) => match fetch::handle(broker, r, version) {
             fetch::FetchReply::Now(response) => to.ready(&response),

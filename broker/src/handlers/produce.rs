@@ -1,6 +1,12 @@
 //! Produce (0), v3-v13.
+//!
+//! `acks=0` gets no response, `acks=1` is answered once the leader appended, and `acks=all` is
+//! appended at once (or refused with NOT_ENOUGH_REPLICAS when the ISR is under
+//! `min.insync.replicas`) and answered later, when the high watermark has passed every
+//! partition's batch or the request's `timeout_ms` ran out: Kafka's delayed produce.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
@@ -14,7 +20,8 @@ use spate_protocol::records::{Compression, RecordBatch, peek_entry_size};
 use spate_storage::error::StorageError;
 
 use crate::Broker;
-use crate::replica::partition::ProduceError;
+use crate::replica::partition::replicated::CommitError;
+use crate::replica::partition::{AppendOutcome, Durability, Partition, ProduceError};
 use crate::replica::producer_state::SequenceError;
 
 /// Produce versions before this cannot carry zstd (KIP-110).
@@ -24,6 +31,7 @@ const ZSTD_MIN_PRODUCE_VERSION: i16 = 7;
 pub fn map_produce_error(error: &ProduceError) -> ErrorCode {
     match error {
         ProduceError::NotLeader => ErrorCode::NotLeaderOrFollower,
+        ProduceError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
         ProduceError::Corrupt(_) => ErrorCode::CorruptMessage,
         ProduceError::TooLarge { .. } => ErrorCode::MessageTooLarge,
         ProduceError::Invalid { error } => match error.kind() {
@@ -37,6 +45,15 @@ pub fn map_produce_error(error: &ProduceError) -> ErrorCode {
         }
         ProduceError::Storage(StorageError::BatchTooLarge { .. }) => ErrorCode::RecordListTooLarge,
         ProduceError::Storage(_) => ErrorCode::KafkaStorageError,
+    }
+}
+
+/// The one place `acks=all` waiting failures become Kafka error codes.
+pub fn map_commit_error(error: &CommitError) -> ErrorCode {
+    match error {
+        CommitError::NotLeader => ErrorCode::NotLeaderOrFollower,
+        CommitError::NotEnoughReplicasAfterAppend => ErrorCode::NotEnoughReplicasAfterAppend,
+        CommitError::TimedOut { .. } => ErrorCode::RequestTimedOut,
     }
 }
 
@@ -85,14 +102,32 @@ fn check_single_batch(records: &Bytes, version: i16) -> Result<(), (ErrorCode, S
     Ok(())
 }
 
-/// Serves Produce. Returns `None` for `acks=0`, which gets no response.
-pub fn handle(
-    broker: &Arc<Broker>,
-    request: ProduceRequest,
-    version: i16,
-) -> Option<ProduceResponse> {
+/// How a produce is answered.
+pub enum ProduceReply {
+    /// Answer now.
+    Now(ProduceResponse),
+    /// `acks=all`: answer when this completes.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = ProduceResponse> + Send>>),
+    /// `acks=0`: no answer.
+    None,
+}
+
+/// An `acks=all` append that must be committed before its partition is answered.
+struct Pending {
+    topic: usize,
+    slot: usize,
+    partition: Arc<Partition>,
+    outcome: AppendOutcome,
+}
+
+/// Serves Produce.
+pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> ProduceReply {
     let acks = request.acks;
-    let valid_acks = matches!(acks, -1..=1);
+    let durability = Durability::from_acks(acks);
+    let valid_acks = durability.is_some();
+    let durability = durability.unwrap_or(Durability::Leader);
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    let mut pending: Vec<Pending> = Vec::new();
     let now_ms = broker.clock.now_ms();
     let image = broker.metadata.image();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -119,7 +154,24 @@ pub fn handle(
                 match name.as_deref() {
                     None => failed(index, ErrorCode::UnknownTopicId, None),
                     Some(name) => {
-                        produce_partition(broker, name, index, data.records, version, now_ms)
+                        let (response, waiting) = produce_partition(
+                            broker,
+                            name,
+                            index,
+                            data.records,
+                            version,
+                            now_ms,
+                            durability,
+                        );
+                        if let Some((partition, outcome)) = waiting {
+                            pending.push(Pending {
+                                topic: responses.len(),
+                                slot: partitions.len(),
+                                partition,
+                                outcome,
+                            });
+                        }
+                        response
                     }
                 }
             };
@@ -133,11 +185,48 @@ pub fn handle(
         );
     }
     if acks == 0 {
-        return None;
+        return ProduceReply::None;
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    let response = ProduceResponse::default().with_responses(responses);
+    if pending.is_empty() {
+        return ProduceReply::Now(response);
+    }
+    ProduceReply::Later(Box::pin(wait_for_commits(response, pending, timeout)))
 }
 
+/// Completes an `acks=all` produce: each appended partition waits (concurrently, within the one
+/// request timeout) for its high watermark; a failure replaces that partition's answer.
+async fn wait_for_commits(
+    mut response: ProduceResponse,
+    pending: Vec<Pending>,
+    timeout: Duration,
+) -> ProduceResponse {
+    let waits = pending.iter().map(|p| {
+        p.partition
+            .wait_for_commit(p.outcome.last_offset, p.outcome.leader_epoch, timeout)
+    });
+    let results = futures::future::join_all(waits).await;
+    for (p, result) in pending.iter().zip(results) {
+        if let Err(error) = result
+            && let Some(slot) = response
+                .responses
+                .get_mut(p.topic)
+                .and_then(|t| t.partition_responses.get_mut(p.slot))
+        {
+            *slot = failed(
+                slot.index,
+                map_commit_error(&error),
+                Some(error.to_string()),
+            );
+        }
+    }
+    response
+}
+
+/// What an `acks=all` partition waits for before it is answered.
+type Commit = Option<(Arc<Partition>, AppendOutcome)>;
+
+/// Appends one partition's batch; for `acks=all`, also what to wait for before answering.
 fn produce_partition(
     broker: &Arc<Broker>,
     topic: &str,
@@ -145,7 +234,8 @@ fn produce_partition(
     records: Option<Bytes>,
     version: i16,
     now_ms: i64,
-) -> PartitionProduceResponse {
+    durability: Durability,
+) -> (PartitionProduceResponse, Commit) {
     let Some(partition) = broker.replicas.get(topic, index) else {
         let code = if broker
             .metadata
@@ -157,28 +247,35 @@ fn produce_partition(
         } else {
             ErrorCode::UnknownTopicOrPartition
         };
-        return failed(index, code, None);
+        return (failed(index, code, None), None);
     };
     let Some(records) = records else {
-        return failed(
-            index,
-            ErrorCode::CorruptMessage,
-            Some("null records".into()),
+        return (
+            failed(
+                index,
+                ErrorCode::CorruptMessage,
+                Some("null records".into()),
+            ),
+            None,
         );
     };
     if let Err((code, message)) = check_single_batch(&records, version) {
-        return failed(index, code, Some(message));
+        return (failed(index, code, Some(message)), None);
     }
-    match partition.append_from_client(
+    match partition.append_from_client_as(
         records,
         now_ms,
         broker.settings.decompressed_batch_max_bytes,
+        durability,
     ) {
-        Ok(outcome) => PartitionProduceResponse::default()
-            .with_index(index)
-            .with_base_offset(outcome.base_offset.0)
-            .with_log_append_time_ms(outcome.log_append_time_ms)
-            .with_log_start_offset(outcome.log_start_offset.0),
+        Ok(outcome) => (
+            PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(outcome.base_offset.0)
+                .with_log_append_time_ms(outcome.log_append_time_ms)
+                .with_log_start_offset(outcome.log_start_offset.0),
+            (durability == Durability::InSync).then_some((partition, outcome)),
+        ),
         Err(error) => {
             let code = map_produce_error(&error);
             if matches!(error, ProduceError::Storage(_)) {
@@ -194,7 +291,7 @@ fn produce_partition(
                         ))),
                 ];
             }
-            response
+            (response, None)
         }
     }
 }

@@ -3,9 +3,15 @@
 //! Appends from clients run under the partition's append lock, which also guards the producer
 //! state, so the sequence check, the append and the state update are one step. Reads never take
 //! that lock: they go straight to the log, bounded by the high watermark.
+//!
+//! A replica leads or follows (its [`Role`]); the replication half — role changes, the leader's
+//! side of follower fetches, the follower's appends and truncations, waiting for `acks=all` —
+//! lives in the child module [`replicated`]. Lock order: the append lock, then the role lock.
 
-use std::sync::Arc;
+pub mod replicated;
+
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -22,6 +28,7 @@ use uuid::Uuid;
 use crate::replica::producer_state::{
     BatchMetadata, ProducerStateTable, SequenceCheck, SequenceError,
 };
+use crate::replica::replication::{LeaderState, Role};
 use crate::replica::settings::{TimestampPolicy, TopicCompression, TopicSettings};
 
 /// Why a produced batch was not appended. The produce handler maps each to a Kafka error code.
@@ -30,6 +37,15 @@ pub enum ProduceError {
     /// This replica is not the leader.
     #[error("this broker is not the leader for the partition")]
     NotLeader,
+    /// `acks=all` with fewer in-sync replicas than `min.insync.replicas`: NOT_ENOUGH_REPLICAS,
+    /// refused before anything is appended.
+    #[error("the ISR has {in_sync} replicas, fewer than min.insync.replicas {min_insync_replicas}")]
+    NotEnoughReplicas {
+        /// In-sync replicas, the leader included.
+        in_sync: usize,
+        /// The effective `min.insync.replicas`.
+        min_insync_replicas: usize,
+    },
     /// Bad CRC, bad header, or records that do not parse: CORRUPT_MESSAGE.
     #[error("{0}")]
     Corrupt(String),
@@ -55,11 +71,39 @@ pub enum ProduceError {
     Storage(#[from] StorageError),
 }
 
+/// How durable a produce must be before it is answered: Kafka's `acks`, in our terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `acks=0`: no answer at all.
+    None,
+    /// `acks=1`: once the leader appended it.
+    Leader,
+    /// `acks=all`: once every in-sync replica has it (the high watermark passed it), with at
+    /// least `min.insync.replicas` of them.
+    InSync,
+}
+
+impl Durability {
+    /// Kafka's `acks` value; `None` for one Kafka does not define.
+    pub fn from_acks(acks: i16) -> Option<Durability> {
+        match acks {
+            0 => Some(Durability::None),
+            1 => Some(Durability::Leader),
+            -1 => Some(Durability::InSync),
+            _ => None,
+        }
+    }
+}
+
 /// What a successful append reports back to the producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendOutcome {
     /// Offset of the first record.
     pub base_offset: Offset,
+    /// Offset of the last record: `acks=all` completes once the high watermark passes it.
+    pub last_offset: Offset,
+    /// The leader epoch the batch was appended in; a waiter fails if the epoch moves on.
+    pub leader_epoch: LeaderEpoch,
     /// The broker's append time for LogAppendTime topics, -1 otherwise.
     pub log_append_time_ms: i64,
     /// The log start offset after the append.
@@ -78,6 +122,10 @@ pub enum ReadError {
     /// FENCED_LEADER_EPOCH: the client's epoch is older than ours.
     #[error("fenced leader epoch")]
     FencedLeaderEpoch,
+    /// NOT_LEADER_OR_FOLLOWER: this replica does not lead the partition (clients read from
+    /// leaders only).
+    #[error("this broker is not the leader for the partition")]
+    NotLeader,
     /// UNKNOWN_LEADER_EPOCH: the client's epoch is newer than ours.
     #[error("unknown leader epoch")]
     UnknownLeaderEpoch,
@@ -122,13 +170,22 @@ pub struct Partition {
     high_watermark: AtomicI64,
     settings: RwLock<Arc<TopicSettings>>,
     producers: Mutex<ProducerStateTable>,
-    /// Woken whenever the high watermark moves, for long-polling fetches.
+    /// Woken whenever the log end or the high watermark moves, and on role changes: long-polling
+    /// fetches (consumers and followers) and `acks=all` waiters re-check on it.
     pub data_arrived: Notify,
+    /// Leader or follower, and the leader's view of its followers.
+    role: Mutex<Role>,
+    /// `replica.lag.time.max.ms`: how long an ISR member may go without catching up.
+    replica_lag_time_max_ms: AtomicI64,
+    /// Where ISR changes this leader decides go (to the controller); unset in a partition
+    /// outside a replica manager, which then has no followers to change.
+    isr_proposals: OnceLock<tokio::sync::mpsc::UnboundedSender<replicated::IsrProposal>>,
 }
 
 impl Partition {
-    /// Wraps an opened log. The producer state comes from the latest snapshot plus a replay of
-    /// the batches after it.
+    /// Wraps an opened log as the sole replica and leader of its partition at `leader_epoch`
+    /// (the replica manager then applies the partition's real role). The producer state comes
+    /// from the latest snapshot plus a replay of the batches after it.
     pub fn new(
         topic: Arc<str>,
         topic_id: Uuid,
@@ -140,6 +197,7 @@ impl Partition {
         let producers = load_producer_state(&log);
         let high_watermark = log.log_end_offset().0;
         log.set_high_watermark(Offset(high_watermark));
+        let role = Role::Leader(LeaderState::sole(log.log_end_offset()));
         Partition {
             topic,
             topic_id,
@@ -150,21 +208,15 @@ impl Partition {
             settings: RwLock::new(settings),
             producers: Mutex::new(producers),
             data_arrived: Notify::new(),
+            role: Mutex::new(role),
+            replica_lag_time_max_ms: AtomicI64::new(replicated::REPLICA_LAG_TIME_MAX_MS_DEFAULT),
+            isr_proposals: OnceLock::new(),
         }
     }
 
     /// The current leader epoch.
     pub fn leader_epoch(&self) -> LeaderEpoch {
         LeaderEpoch(self.leader_epoch.load(Ordering::Acquire) as i32)
-    }
-
-    /// Adopts a new leader epoch from the metadata image.
-    pub fn become_leader(&self, epoch: LeaderEpoch) -> Result<(), StorageError> {
-        let previous = self.leader_epoch.swap(i64::from(epoch.0), Ordering::AcqRel);
-        if previous != i64::from(epoch.0) {
-            self.log.assign_epoch(epoch, self.log.log_end_offset())?;
-        }
-        Ok(())
     }
 
     /// The effective topic settings.
@@ -212,12 +264,26 @@ impl Partition {
         }
     }
 
-    /// Validates and appends one client batch (Produce v3+ carries exactly one per partition).
+    /// Validates and appends one client batch (Produce v3+ carries exactly one per partition)
+    /// as an `acks=1` produce; see [`Partition::append_from_client_as`].
     pub fn append_from_client(
         &self,
         records: Bytes,
         now_ms: i64,
         max_inflated_bytes: usize,
+    ) -> Result<AppendOutcome, ProduceError> {
+        self.append_from_client_as(records, now_ms, max_inflated_bytes, Durability::Leader)
+    }
+
+    /// Validates and appends one client batch. With [`Durability::InSync`] the batch is refused
+    /// (NOT_ENOUGH_REPLICAS) before anything is written when the ISR is smaller than
+    /// `min.insync.replicas`; the caller then waits for [`Partition::wait_for_commit`].
+    pub fn append_from_client_as(
+        &self,
+        records: Bytes,
+        now_ms: i64,
+        max_inflated_bytes: usize,
+        durability: Durability,
     ) -> Result<AppendOutcome, ProduceError> {
         let settings = self.settings();
         let batch = RecordBatch::new(records).map_err(|e| ProduceError::Corrupt(e.to_string()))?;
@@ -235,6 +301,7 @@ impl Partition {
             (settings.timestamp_policy == TimestampPolicy::LogAppendTime).then_some(now_ms);
 
         let mut producers = self.producers.lock();
+        self.check_leader_for_append(&settings, durability)?;
         let producer_id = batch.producer_id();
         if producer_id.0 >= 0 {
             let check = producers.check(
@@ -244,8 +311,12 @@ impl Partition {
                 batch.last_sequence(),
             )?;
             if let SequenceCheck::Duplicate(original) = check {
+                // A retry of a batch already in the log: answered with its original offsets, and
+                // for acks=all only once those are committed, like the original would have been.
                 return Ok(AppendOutcome {
                     base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    leader_epoch: self.leader_epoch(),
                     log_append_time_ms: log_append_time.map_or(-1, |_| original.max_timestamp),
                     log_start_offset: self.log.log_start_offset(),
                 });
@@ -269,10 +340,11 @@ impl Partition {
             );
         }
         drop(producers);
-        // A single replica is its own ISR: what is appended is committed.
-        self.advance_high_watermark(info.log_end_offset.0);
+        self.after_leader_append();
         Ok(AppendOutcome {
             base_offset: info.first_offset,
+            last_offset: info.last_offset,
+            leader_epoch: epoch,
             log_append_time_ms: log_append_time.unwrap_or(-1),
             log_start_offset: self.log.log_start_offset(),
         })
@@ -281,7 +353,8 @@ impl Partition {
     /// Appends a batch the broker itself built (the group coordinator's records in
     /// `__consumer_offsets`). The client-only checks (record validation, producer sequences,
     /// codec conversion) do not apply; the topic's `max.message.bytes` does, so an oversized
-    /// group state fails here as Kafka's coordinator fails it.
+    /// group state fails here as Kafka's coordinator fails it. Only a leader appends; on a
+    /// replicated topic the records are durable once [`Partition::wait_for_commit`] says so.
     pub fn append_internal(&self, batch: RecordBatch) -> Result<AppendOutcome, ProduceError> {
         let settings = self.settings();
         if batch.size_bytes() > settings.max_message_bytes.max(0) as usize {
@@ -292,14 +365,17 @@ impl Partition {
         }
         // The producer-state lock is the partition's append lock.
         let producers = self.producers.lock();
+        self.check_leader_for_append(&settings, Durability::Leader)?;
         let epoch = self.leader_epoch();
         let info = self
             .log
             .append_as_leader(std::slice::from_ref(&batch), epoch, None)?;
         drop(producers);
-        self.advance_high_watermark(info.log_end_offset.0);
+        self.after_leader_append();
         Ok(AppendOutcome {
             base_offset: info.first_offset,
+            last_offset: info.last_offset,
+            leader_epoch: epoch,
             log_append_time_ms: -1,
             log_start_offset: self.log.log_start_offset(),
         })

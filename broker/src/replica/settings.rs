@@ -125,3 +125,78 @@ impl TopicSettings {
         }
     }
 }
+
+/// The broker settings replication runs with (Kafka's `replica.*` configs), resolved once at
+/// startup from the node's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationSettings {
+    /// `replica.lag.time.max.ms`: an ISR member that has not caught up for this long is dropped.
+    pub lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits at the leader for data.
+    pub fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes`: bytes a follower's fetch waits for.
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes`: record bytes per partition per follower fetch.
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: record bytes per follower fetch response.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: pause after a failed fetch or a partition error.
+    pub fetch_backoff_ms: u64,
+    /// `replica.socket.timeout.ms`: bound on one follower request's round trip.
+    pub socket_timeout_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms`: how often high watermarks are written.
+    pub high_watermark_checkpoint_interval_ms: u64,
+}
+
+impl Default for ReplicationSettings {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        ReplicationSettings {
+            lag_time_max_ms: 30_000,
+            fetch_wait_max_ms: 500,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 1_048_576,
+            fetch_response_max_bytes: 10_485_760,
+            fetch_backoff_ms: 1_000,
+            socket_timeout_ms: 30_000,
+            high_watermark_checkpoint_interval_ms: 5_000,
+        }
+    }
+}
+
+impl ReplicationSettings {
+    /// Resolves the settings from the node's config layers; a value that does not parse keeps
+    /// Kafka's default (the config crate validated it already).
+    pub fn from_layers(layers: &spate_config::broker::ConfigLayers) -> ReplicationSettings {
+        let defaults = ReplicationSettings::default();
+        let number = |name: &str, default: i64| {
+            layers
+                .value(name)
+                .ok()
+                .flatten()
+                .and_then(|v| v.as_i64())
+                .unwrap_or(default)
+        };
+        let positive_ms = |name: &str, default: u64| number(name, default as i64).max(1) as u64;
+        let int = |name: &str, default: i32| {
+            i32::try_from(number(name, i64::from(default))).unwrap_or(default)
+        };
+        ReplicationSettings {
+            lag_time_max_ms: number("replica.lag.time.max.ms", defaults.lag_time_max_ms).max(1),
+            fetch_wait_max_ms: int("replica.fetch.wait.max.ms", defaults.fetch_wait_max_ms).max(0),
+            fetch_min_bytes: int("replica.fetch.min.bytes", defaults.fetch_min_bytes).max(1),
+            fetch_max_bytes: int("replica.fetch.max.bytes", defaults.fetch_max_bytes).max(1),
+            fetch_response_max_bytes: int(
+                "replica.fetch.response.max.bytes",
+                defaults.fetch_response_max_bytes,
+            )
+            .max(1),
+            fetch_backoff_ms: positive_ms("replica.fetch.backoff.ms", defaults.fetch_backoff_ms),
+            socket_timeout_ms: positive_ms("replica.socket.timeout.ms", defaults.socket_timeout_ms),
+            high_watermark_checkpoint_interval_ms: positive_ms(
+                "replica.high.watermark.checkpoint.interval.ms",
+                defaults.high_watermark_checkpoint_interval_ms,
+            ),
+        }
+    }
+}
