@@ -56,6 +56,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, Versions)] = &[
     (ApiKey::DescribeLogDirs, Versions { min: 1, max: 4 }),
     (ApiKey::CreatePartitions, Versions { min: 0, max: 3 }),
     (ApiKey::DeleteGroups, Versions { min: 0, max: 2 }),
+    (ApiKey::ElectLeaders, Versions { min: 0, max: 2 }),
     (ApiKey::IncrementalAlterConfigs, Versions { min: 0, max: 1 }),
     (ApiKey::OffsetDelete, Versions { min: 0, max: 0 }),
     (ApiKey::DescribeQuorum, Versions { min: 0, max: 2 }),

@@ -4,6 +4,7 @@
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
@@ -57,6 +58,9 @@ pub async fn handle(
         RequestKind::DescribeLogDirs(r) => to.ready(&log_admin::describe_log_dirs(broker, &r)),
         RequestKind::DescribeProducers(r) => {
             to.ready(&log_admin::describe_producers(broker, &r))
+        }
+        RequestKind::ElectLeaders(r) => {
+            to.ready(&elect_leaders::elect_leaders(broker, r, version).await)
         }
         RequestKind::DescribeCluster(r) => to.ready(&cluster::describe_cluster(broker, &r)),
         RequestKind::DescribeQuorum(r) => {
