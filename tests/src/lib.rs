@@ -8,6 +8,8 @@
 //! - [`clients`] puts every client library behind [`clients::KafkaClient`];
 //! - [`scenario`] is the standard round trip every client runs, checked by [`check`];
 //! - [`groups`] runs consumer group members as processes and follows their events;
+//! - [`netcluster`] runs a cluster in network namespaces, for tests that cut nodes off;
+//! - [`history`] checks a produce/consume history of a faulty run for loss and duplicates;
 //! - [`compat`] records each feature's outcome for `docs/compatibility.md`.
 //!
 //! Clients and Kafka are installed by `tests/setup`; a test that needs one that is missing
@@ -19,7 +21,9 @@ pub mod cluster;
 pub mod clients;
 pub mod compat;
 pub mod groups;
+pub mod history;
 pub mod kafka;
+pub mod netcluster;
 pub mod paths;
 pub mod probe;
 pub mod process;
