@@ -11,10 +11,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use spate_protocol::frame::{FrameCodec, FrameError};
-use tokio::io::AsyncWriteExt;
+use std::io::IoSlice;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Broker;
 use crate::dispatch::{Reply, RequestContext};
+use crate::response_frame::ResponseFrame;
 
 /// Responses a connection may owe before the broker stops reading from it. Clients pipeline at
 /// most 5 by default (`max.in.flight.requests.per.connection`); headroom above that keeps
@@ -46,22 +48,13 @@ pub async fn serve(
     let (tx, mut rx) = mpsc::channel::<Reply>(IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX);
 
     let writer = tokio::spawn(async move {
-        let mut out = BytesMut::new();
         while let Some(reply) = rx.recv().await {
-            let body = match reply {
-                Reply::Ready(body) => body,
+            let frame = match reply {
+                Reply::Ready(frame) => frame,
                 Reply::Deferred(future) => future.await,
                 Reply::None => continue,
             };
-            out.clear();
-            out.reserve(4 + body.len());
-            out.put_u32(body.len() as u32);
-            // Write the prefix and the body without copying the body: it can be megabytes of
-            // record data.
-            let prefix: Bytes = out.split().freeze();
-            if write_half.write_all(&prefix).await.is_err()
-                || write_half.write_all(&body).await.is_err()
-            {
+            if frame.is_empty() || write_frame(&mut write_half, &frame).await.is_err() {
                 break;
             }
         }
@@ -105,3 +98,41 @@ pub async fn serve(
     drop(tx);
     let _ = writer.await;
 }
+
+/// Writes the size prefix and every chunk of `frame` with vectored writes, so record data held
+/// by reference goes to the socket without being copied into one buffer first.
+async fn write_frame<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    frame: &ResponseFrame,
+) -> std::io::Result<()> {
+    let prefix = (frame.len() as u32).to_be_bytes();
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(frame.chunks().len() + 1);
+    parts.push(&prefix);
+    parts.extend(frame.chunks().iter().map(|c| c.as_ref()));
+    let (mut index, mut offset) = (0, 0);
+    while index < parts.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&parts[index][offset..]))
+            .chain(parts[index + 1..].iter().map(|p| IoSlice::new(p)))
+            .take(IOV_MAX_PER_WRITE)
+            .collect();
+        let mut written = out.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 && index < parts.len() {
+            let left = parts[index].len() - offset;
+            if written >= left {
+                written -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Slices handed to one `writev` (Linux's IOV_MAX is 1024).
+const IOV_MAX_PER_WRITE: usize = 512;

@@ -13,18 +13,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::protocol::Encodable;
-use spate_protocol::header::{EncodeError, HeaderError, decode_request, encode_response};
+use spate_protocol::header::{EncodeError, HeaderError, decode_request};
 use spate_protocol::versions::is_servable;
 
 use crate::Broker;
 use crate::handlers;
+use crate::response_frame::{ResponseFrame, encode_response_frame};
 
 /// A response body owed to the client: now, later, or never (acks=0 produce).
 pub enum Reply {
     /// Encoded and ready to write.
-    Ready(Bytes),
-    /// Completes when the request does (replication, long poll). `None` closes the connection.
-    Deferred(Pin<Box<dyn Future<Output = Bytes> + Send>>),
+    Ready(ResponseFrame),
+    /// Completes when the request does (replication, long poll). An empty frame closes the
+    /// connection.
+    Deferred(Pin<Box<dyn Future<Output = ResponseFrame> + Send>>),
     /// The request gets no response.
     None,
 }
@@ -81,14 +83,13 @@ pub struct ResponseTo {
 }
 
 impl ResponseTo {
-    /// Encodes `body` as this request's response.
-    pub fn encode<M: Encodable>(&self, body: &M) -> Result<Bytes, EncodeError> {
-        encode_response(self.api_key, self.version, self.correlation_id, body)
-            .map(bytes::BytesMut::freeze)
+    /// Encodes `body` as this request's response; large record slices are sent by reference.
+    pub fn encode<M: Encodable + 'static>(&self, body: &M) -> Result<ResponseFrame, EncodeError> {
+        encode_response_frame(self.api_key, self.version, self.correlation_id, body)
     }
 
     /// Encodes `body` as a ready reply.
-    pub fn ready<M: Encodable>(&self, body: &M) -> Result<Reply, DispatchError> {
+    pub fn ready<M: Encodable + 'static>(&self, body: &M) -> Result<Reply, DispatchError> {
         Ok(Reply::Ready(self.encode(body)?))
     }
 
@@ -106,7 +107,7 @@ impl ResponseTo {
                     // An empty body makes the client fail the request and reconnect, which is
                     // the best available answer to a response we cannot express.
                     tracing::error!(%error, "dropping response that cannot be encoded");
-                    Bytes::new()
+                    ResponseFrame::default()
                 }
             }
         }))
@@ -129,9 +130,9 @@ impl Broker {
         };
         if !is_servable(raw.api_key, version) {
             if raw.api_key == ApiKey::ApiVersions {
-                return Ok(Reply::Ready(handlers::api_versions::unsupported_version(
-                    raw.header.correlation_id,
-                )?));
+                return Ok(Reply::Ready(ResponseFrame::single(
+                    handlers::api_versions::unsupported_version(raw.header.correlation_id)?,
+                )));
             }
             return Err(DispatchError::UnsupportedVersion {
                 api_key: raw.api_key,

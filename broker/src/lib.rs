@@ -8,6 +8,7 @@
 //! - [`server`]: listeners, the bounded accept loop, startup and graceful shutdown.
 //! - [`connection`]: one client connection, in-order pipelined responses.
 //! - [`dispatch`]: header and version checks, body decoding, response encoding.
+//! - [`response_frame`]: response frames that send record slices by reference (vectored writes).
 //! - [`handlers`]: one module per Kafka API; each maps internal errors to Kafka error codes.
 //! - [`settings`]: the runtime settings the request path reads.
 //! - [`replica`]: local partitions: logs, producer state, high watermarks.
@@ -32,6 +33,7 @@ pub mod kafka_client;
 pub mod metrics;
 pub mod producer_ids;
 pub mod replica;
+pub mod response_frame;
 pub mod server;
 pub mod settings;
 pub mod topic_configs;
