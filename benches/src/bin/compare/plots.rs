@@ -162,6 +162,11 @@ pub fn latency_cdf(path: &Path, title: &str, cdfs: &[Cdf]) -> Result<()> {
         .flat_map(|c| c.points.iter().map(|p| p.1))
         .fold(0.0f64, f64::max)
         .max(1e-3);
+    let min = chosen
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.1))
+        .fold(f64::INFINITY, f64::min)
+        .clamp(0.01, max);
     let root = BitMapBackend::new(path, (WIDTH_PX, HEIGHT_PX)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -169,7 +174,7 @@ pub fn latency_cdf(path: &Path, title: &str, cdfs: &[Cdf]) -> Result<()> {
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..CDF_NINES_MAX, (0.01f64..max * 1.5).log_scale())?;
+        .build_cartesian_2d(0.0..CDF_NINES_MAX, (min * 0.7..max * 1.5).log_scale())?;
     chart
         .configure_mesh()
         .x_labels(CDF_NINES_MAX as usize + 1)
