@@ -17,8 +17,8 @@
 #![deny(missing_docs)]
 
 pub mod check;
-pub mod cluster;
 pub mod clients;
+pub mod cluster;
 pub mod compat;
 pub mod groups;
 pub mod history;
