@@ -83,13 +83,15 @@ fn frame<M: Encodable>(api_key: ApiKey, version: i16, body: &M) -> Bytes {
 /// One request through dispatch, waiting for a deferred reply; the response frame.
 async fn call(broker: &Arc<Broker>, context: &RequestContext, request: Bytes) -> Bytes {
     let reply = broker.dispatch(context, request).await.expect("dispatch");
-    match reply {
-        Reply::Ready(bytes) => bytes,
+    let frame = match reply {
+        Reply::Ready(frame) => frame,
         Reply::Deferred(future) => tokio::time::timeout(REQUEST_TIMEOUT, future)
             .await
             .expect("deferred reply in time"),
-        Reply::None => Bytes::new(),
-    }
+        Reply::None => return Bytes::new(),
+    };
+    // A fetch response refers to the log's slices; the client side sees them joined.
+    frame.chunks().concat().into()
 }
 
 fn decode_response<M: Decodable>(api_key: ApiKey, version: i16, mut frame: Bytes) -> M {

@@ -30,7 +30,7 @@ use clap::Parser;
 use spate_benches::load::LoadReport;
 
 use crate::cluster::{RssSampler, Running, Settings, SystemKind, Tools};
-use crate::report::{Better, Cdf, Machine, Results, Spec, Target};
+use crate::report::{Better, Cdf, Machine, Results, Spec};
 
 /// The Kafka release compared with (the jars `compare/run` resolves).
 const KAFKA_VERSION: &str = "4.3.1";
@@ -78,6 +78,10 @@ struct Cli {
     /// When the run started, for the report (RFC 3339).
     #[arg(long)]
     started: String,
+    /// Do not run anything: write the report and plots again from this results JSON (an
+    /// earlier run's), e.g. after a change to how they are drawn.
+    #[arg(long)]
+    render: Option<PathBuf>,
 }
 
 /// Volumes and durations of a run.
@@ -147,22 +151,10 @@ impl Plan {
     }
 }
 
-const THROUGHPUT_TARGET: Target = Target {
-    ratio: 1.5,
-    text: ">= 1.5x Kafka",
-};
-const LATENCY_TARGET: Target = Target {
-    ratio: 0.2,
-    text: "<= 1/5 of Kafka",
-};
-const RSS_TARGET: Target = Target {
-    ratio: 0.1,
-    text: "<= 1/10 of Kafka",
-};
-const STARTUP_TARGET: Target = Target {
-    ratio: 0.05,
-    text: "<= 1/20 of Kafka",
-};
+const THROUGHPUT_TARGET: (f64, &str) = (1.5, ">= 1.5x Kafka");
+const LATENCY_TARGET: (f64, &str) = (0.2, "<= 1/5 of Kafka");
+const RSS_TARGET: (f64, &str) = (0.1, "<= 1/10 of Kafka");
+const STARTUP_TARGET: (f64, &str) = (0.05, "<= 1/20 of Kafka");
 
 const W1: &str = "1. Produce throughput, single node";
 const W2: &str = "2. Produce throughput, three nodes, RF=3";
@@ -177,7 +169,7 @@ fn spec(
     metric: &'static str,
     unit: &'static str,
     better: Better,
-    target: Option<Target>,
+    target: Option<(f64, &'static str)>,
 ) -> Spec {
     Spec {
         id,
@@ -206,6 +198,14 @@ struct RunContext {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Some(json) = &cli.render {
+        let text = std::fs::read_to_string(json)
+            .with_context(|| format!("cannot read {}", json.display()))?;
+        let mut results: Results = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a results document", json.display()))?;
+        std::fs::create_dir_all(&cli.out_dir)?;
+        return write_outputs(&cli, &mut results);
+    }
     let started = Instant::now();
     let classpath = std::fs::read_to_string(&cli.kafka_classpath_file)
         .with_context(|| format!("cannot read {}", cli.kafka_classpath_file.display()))?
@@ -286,24 +286,29 @@ fn run(cli: Cli) -> Result<()> {
         three_nodes(&ctx, &mut results);
     }
     results.finish(started.elapsed().as_secs_f64());
+    write_outputs(&cli, &mut results)?;
+    eprintln!(
+        "compare: done in {:.1} min",
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    Ok(())
+}
 
+/// Writes the JSON, the plots and the Markdown report, with the scratch path scrubbed.
+fn write_outputs(cli: &Cli, results: &mut Results) -> Result<()> {
+    results.scrub(&cli.work_dir.to_string_lossy());
     let mut plots = Vec::new();
     match plots::init_font() {
-        Ok(()) => draw_plots(&ctx, &results, &mut plots),
+        Ok(()) => draw_plots(&cli.out_dir, &cli.stamp, results, &mut plots),
         Err(error) => results.notes.push(format!("Plots: {error:#}")),
     }
-    let json = ctx.out_dir.join(format!("{}.json", ctx.stamp));
+    let json = cli.out_dir.join(format!("{}.json", cli.stamp));
     std::fs::write(&json, results.to_json()?)
         .with_context(|| format!("cannot write {}", json.display()))?;
-    let md = ctx.out_dir.join(format!("{}.md", ctx.stamp));
+    let md = cli.out_dir.join(format!("{}.md", cli.stamp));
     std::fs::write(&md, results.to_markdown(&plots))
         .with_context(|| format!("cannot write {}", md.display()))?;
-    eprintln!(
-        "compare: done in {:.1} min: {} and {}",
-        started.elapsed().as_secs_f64() / 60.0,
-        md.display(),
-        json.display()
-    );
+    eprintln!("compare: wrote {} and {}", md.display(), json.display());
     Ok(())
 }
 
@@ -1221,9 +1226,11 @@ impl Profiler {
             .context("cannot run perf report")?;
         let _ = std::fs::remove_file(&self.data);
         let text = String::from_utf8_lossy(&output.stdout);
+        // perf pads every line to the terminal width and appends empty columns ("-").
         let lines: Vec<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| l.trim_end().trim_end_matches(['-', ' ']))
             .take(30)
             .collect();
         if lines.is_empty() {
@@ -1256,7 +1263,7 @@ fn profile_note(
     }
 }
 
-fn draw_plots(ctx: &RunContext, results: &Results, plots: &mut Vec<(String, String)>) {
+fn draw_plots(out_dir: &Path, stamp: &str, results: &Results, plots: &mut Vec<(String, String)>) {
     let group = |id: &str, label: &str| {
         results
             .figures
@@ -1272,8 +1279,8 @@ fn draw_plots(ctx: &RunContext, results: &Results, plots: &mut Vec<(String, Stri
         if groups.is_empty() {
             return;
         }
-        let name = format!("{}-{file}.png", ctx.stamp);
-        match plots::bars(&ctx.out_dir.join(&name), title, unit, &groups) {
+        let name = format!("{}-{file}.png", stamp);
+        match plots::bars(&out_dir.join(&name), title, unit, &groups) {
             Ok(()) => plots.push((title.to_string(), name)),
             Err(error) => eprintln!("compare: plot {file}: {error:#}"),
         }
@@ -1321,9 +1328,9 @@ fn draw_plots(ctx: &RunContext, results: &Results, plots: &mut Vec<(String, Stri
         .collect(),
     );
     if !results.latency_cdfs.is_empty() {
-        let name = format!("{}-latency-cdf.png", ctx.stamp);
+        let name = format!("{}-latency-cdf.png", stamp);
         match plots::latency_cdf(
-            &ctx.out_dir.join(&name),
+            &out_dir.join(&name),
             "End-to-end latency at a fixed rate (librdkafka, median run)",
             &results.latency_cdfs,
         ) {

@@ -4,12 +4,12 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::SystemKind;
 
 /// Which direction is better for a figure.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Better {
     /// Throughput and the like.
@@ -19,16 +19,16 @@ pub enum Better {
 }
 
 /// The goal for a figure's Spate/Kafka ratio (issue 8's targets).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
     /// The ratio to reach: at least this for [`Better::Higher`], at most for [`Better::Lower`].
     pub ratio: f64,
     /// How the issue states it.
-    pub text: &'static str,
+    pub text: String,
 }
 
 /// One repeat's value of a figure for one system.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
     /// Which system.
     pub system: SystemKind,
@@ -42,7 +42,7 @@ pub struct Sample {
 }
 
 /// One figure compared between the systems.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figure {
     /// Stable key, e.g. `w1.produce.rdload.mib_per_s`.
     pub id: String,
@@ -69,7 +69,7 @@ pub struct Figure {
 }
 
 /// A latency distribution of one run, for the CDF plot.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cdf {
     /// Which system.
     pub system: SystemKind,
@@ -82,7 +82,7 @@ pub struct Cdf {
 }
 
 /// Facts about the machine and the software, so that runs can be compared with care.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Machine {
     /// CPU model.
     pub cpu: String,
@@ -177,7 +177,7 @@ pub fn load_average() -> String {
 }
 
 /// Everything a run produced.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Results {
     /// When the run started (UTC, RFC 3339).
     pub started: String,
@@ -209,8 +209,8 @@ pub struct Spec {
     pub unit: &'static str,
     /// See [`Figure::better`].
     pub better: Better,
-    /// See [`Figure::target`].
-    pub target: Option<Target>,
+    /// See [`Figure::target`]: the ratio and how the issue states it.
+    pub target: Option<(f64, &'static str)>,
 }
 
 impl Results {
@@ -245,7 +245,10 @@ impl Results {
                     metric: spec.metric.to_string(),
                     unit: spec.unit.to_string(),
                     better: spec.better,
-                    target: spec.target.clone(),
+                    target: spec.target.map(|(ratio, text)| Target {
+                        ratio,
+                        text: text.to_string(),
+                    }),
                     samples: Vec::new(),
                     spate_median: None,
                     kafka_median: None,
@@ -316,6 +319,32 @@ impl Results {
         }
     }
 
+    /// Removes what must not reach the results files: the scratch directory's path (errors
+    /// quote it) and the padding `perf report` puts after each line.
+    pub fn scrub(&mut self, work_dir: &str) {
+        let clean = |text: &str| -> String {
+            let text = if work_dir.is_empty() {
+                text.to_string()
+            } else {
+                text.replace(work_dir, "<scratch>")
+            };
+            text.lines()
+                .map(|l| l.trim_end().trim_end_matches(['-', ' ']))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        for note in &mut self.notes {
+            *note = clean(note);
+        }
+        for figure in &mut self.figures {
+            for sample in &mut figure.samples {
+                if let Some(error) = &mut sample.error {
+                    *error = clean(error);
+                }
+            }
+        }
+    }
+
     /// The JSON document.
     pub fn to_json(&self) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(self)?)
@@ -374,7 +403,7 @@ impl Results {
                 cell(f.spate_median, &f.unit, failures(f, SystemKind::Spate)),
                 cell(f.kafka_median, &f.unit, failures(f, SystemKind::Kafka)),
                 f.ratio.map_or("—".into(), |r| format!("{r:.2}")),
-                f.target.as_ref().map_or("", |t| t.text),
+                f.target.as_ref().map_or("", |t| t.text.as_str()),
                 match f.target_met {
                     Some(true) => "yes",
                     Some(false) => "**no**",
@@ -472,7 +501,9 @@ fn cell(value: Option<f64>, unit: &str, failed: usize) -> String {
     let mut text = match value {
         Some(v) if unit.is_empty() => format!("{}", round3(v)),
         Some(v) => format!("{} {unit}", round3(v)),
-        None => "failed".into(),
+        None if failed > 0 => "failed".into(),
+        // Not measured for this system (a Kafka-only figure, say).
+        None => "—".into(),
     };
     if failed > 0 && value.is_some() {
         let _ = write!(text, " ({failed} failed)");
@@ -535,10 +566,7 @@ mod tests {
             metric: "m",
             unit: "MiB/s",
             better: Better::Higher,
-            target: Some(Target {
-                ratio: 1.5,
-                text: ">= 1.5x",
-            }),
+            target: Some((1.5, ">= 1.5x")),
         }
     }
 
@@ -569,6 +597,21 @@ mod tests {
         let md = r.to_markdown(&[]);
         assert!(md.contains("| w — m | 200 MiB/s | 100 MiB/s (1 failed) | 2.00 | >= 1.5x | yes |"));
         assert!(md.contains("## Failed runs"));
+    }
+
+    #[test]
+    fn scrub_removes_the_scratch_path_and_perf_padding() {
+        let mut r = Results::new("now".into(), "quick", Machine::default(), vec![]);
+        r.notes
+            .push("node in /scratch/x/kafka-3n-1/node-2 did not stop".into());
+        r.notes
+            .push("```\n  9.68%  [k] _copy_to_iter        -      -   \n```".into());
+        r.scrub("/scratch/x");
+        assert_eq!(
+            r.notes[0],
+            "node in <scratch>/kafka-3n-1/node-2 did not stop"
+        );
+        assert_eq!(r.notes[1], "```\n  9.68%  [k] _copy_to_iter\n```");
     }
 
     #[test]
