@@ -216,6 +216,19 @@ pub fn check(
                             op.value, op.sent_ms, op.done_ms
                         ),
                     }),
+                    // librdkafka acknowledges some records without an offset (-1001): those
+                    // an idempotent producer knows were written because the broker accepted a
+                    // later sequence. They must be in their partition; where is unknown.
+                    Some(found) if *offset < 0 && !found.iter().any(|(p, _)| p == partition) => {
+                        violations.push(Violation {
+                            kind: "misplaced",
+                            detail: format!(
+                                "{} acknowledged in partition {partition} but found at {found:?}",
+                                op.value
+                            ),
+                        })
+                    }
+                    Some(_) if *offset < 0 => {}
                     Some(found) if !found.contains(&(*partition, *offset)) => {
                         violations.push(Violation {
                             kind: "misplaced",
@@ -328,6 +341,15 @@ mod tests {
         assert_eq!(report.count("duplicated"), 1);
         assert!(report.count("reordered") >= 1);
         assert!(report.render().contains("verdict: VIOLATED"));
+    }
+
+    #[test]
+    fn an_acknowledgement_without_an_offset_needs_only_its_partition() {
+        let produced = vec![acked(0, 0, -1001), acked(1, 1, -1001)];
+        let final_log = log(&[(0, &[(0, 0)]), (2, &[(0, 1)])]);
+        let report = check(&produced, &[], &final_log);
+        assert_eq!(report.count("misplaced"), 1, "{}", report.render());
+        assert_eq!(report.count("lost"), 0);
     }
 
     #[test]

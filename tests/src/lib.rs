@@ -10,6 +10,7 @@
 //! - [`groups`] runs consumer group members as processes and follows their events;
 //! - [`netcluster`] runs a cluster in network namespaces, for tests that cut nodes off;
 //! - [`history`] checks a produce/consume history of a faulty run for loss and duplicates;
+//! - [`workload`] records such a history with librdkafka while a test injects faults;
 //! - [`compat`] records each feature's outcome for `docs/compatibility.md`.
 //!
 //! Clients and Kafka are installed by `tests/setup`; a test that needs one that is missing
@@ -32,3 +33,4 @@ pub mod records;
 pub mod scenario;
 pub mod spate;
 pub mod target;
+pub mod workload;

@@ -1,0 +1,347 @@
+//! Partition replication seen from outside a three-node Spate cluster on loopback (issue 6):
+//!
+//! - with two of three nodes down (clean stops, which take them out of the ISR first), Produce
+//!   with `acks=all` is refused with NOT_ENOUGH_REPLICAS while `acks=1` still appends (Kafka's
+//!   `min.insync.replicas` semantics), and writes resume once the nodes are back;
+//! - Apache Kafka's `kafka-topics --describe` lists the leaders, replicas and ISRs Spate's
+//!   Metadata reports;
+//! - Apache Kafka's `kafka-leader-election` (ElectLeaders, API 43) moves leadership back to the
+//!   preferred replica, and reports "not needed" when it leads already.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use spate_e2e::cluster::{ClusterOptions, SpateCluster, targets_spate};
+use spate_e2e::kafka::{TOPIC_COMMAND, run_tool};
+use spate_e2e::workload::{self, PartitionView};
+
+/// Kafka's `kafka-leader-election` main class.
+const LEADER_ELECTION_COMMAND: &str = "org.apache.kafka.tools.LeaderElectionCommand";
+/// Kafka's NOT_ENOUGH_REPLICAS.
+const NOT_ENOUGH_REPLICAS: i16 = 19;
+/// Bound on waiting for the cluster to converge.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn options() -> ClusterOptions {
+    ClusterOptions {
+        voters: 3,
+        sets: [
+            ("broker.session.timeout.ms", "3000"),
+            ("broker.heartbeat.interval.ms", "500"),
+            ("replica.lag.time.max.ms", "3000"),
+            ("auto.leader.rebalance.enable", "false"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    }
+}
+
+fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("admin client")?;
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(3));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let results = futures::executor::block_on(admin.create_topics(
+        [&topic],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+    ))?;
+    for result in results {
+        if let Err((name, code)) = result {
+            bail!("creating {name}: {code:?}");
+        }
+    }
+    Ok(())
+}
+
+fn addresses(cluster: &SpateCluster, nodes: &[usize]) -> Vec<String> {
+    nodes.iter().map(|i| cluster.bootstrap(*i)).collect()
+}
+
+/// Waits until `addr` reports what `wanted` accepts for every partition of `topic`.
+fn wait_for(
+    addr: &str,
+    topic: &str,
+    what: &str,
+    wanted: impl Fn(&PartitionView) -> bool,
+) -> Result<Vec<PartitionView>> {
+    let deadline = std::time::Instant::now() + WAIT_TIMEOUT;
+    loop {
+        let views = workload::partitions(addr, topic)?;
+        if !views.is_empty() && views.iter().all(&wanted) {
+            return Ok(views);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("{topic} at {addr} never got {what}: {views:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn with_two_of_three_nodes_down_acks_all_is_refused_and_acks_1_is_not() {
+    if !targets_spate("with_two_of_three_nodes_down_acks_all_is_refused_and_acks_1_is_not") {
+        return;
+    }
+    let mut cluster = SpateCluster::start(options()).unwrap_or_else(|e| panic!("{e:#}"));
+    if let Err(e) = two_down(&mut cluster) {
+        panic!("{e:#}\n{}", cluster.logs());
+    }
+}
+
+fn two_down(cluster: &mut SpateCluster) -> Result<()> {
+    const TOPIC: &str = "two-down";
+    create_topic(
+        &cluster.bootstrap_all(),
+        TOPIC,
+        1,
+        &[("min.insync.replicas", "2")],
+    )?;
+    workload::wait_fully_in_sync(&addresses(cluster, &[0, 1, 2]), TOPIC, WAIT_TIMEOUT)?;
+    let leader = workload::partitions(&cluster.bootstrap(0), TOPIC)?[0].leader as usize;
+    let addr = cluster.bootstrap(leader);
+    let (code, offset) = workload::produce_raw(&addr, TOPIC, 0, -1, "all three up")?;
+    ensure!(
+        code == 0 && offset == 0,
+        "acks=all with three in sync: error {code}, offset {offset}"
+    );
+
+    // Stop the two others cleanly: each leaves the ISR through the controller before it exits
+    // (the second one takes the metadata quorum's majority with it).
+    let others: Vec<usize> = (0..3).filter(|n| *n != leader).collect();
+    for node in &others {
+        cluster.stop(*node)?;
+    }
+    let views = wait_for(&addr, TOPIC, "an ISR of the leader alone", |p| {
+        p.leader == leader as i32 && p.isr == vec![leader as i32]
+    })?;
+    println!("with nodes {others:?} down: {views:?}");
+    let (code, _) = workload::produce_raw(&addr, TOPIC, 0, -1, "refused")?;
+    ensure!(
+        code == NOT_ENOUGH_REPLICAS,
+        "acks=all with one in-sync replica of min.insync.replicas=2: error {code}, want {NOT_ENOUGH_REPLICAS}"
+    );
+    let (code, offset) = workload::produce_raw(&addr, TOPIC, 0, 1, "acks=1 still works")?;
+    ensure!(code == 0, "acks=1 with one replica left: error {code}");
+    ensure!(
+        offset == 1,
+        "acks=1 appended at {offset}, want 1 (the refused record was not appended)"
+    );
+
+    // Back to three: the ISR grows again and acks=all is accepted.
+    for node in &others {
+        cluster.restart(*node)?;
+    }
+    workload::wait_fully_in_sync(&addresses(cluster, &[0, 1, 2]), TOPIC, WAIT_TIMEOUT)?;
+    let leader = workload::partitions(&cluster.bootstrap(0), TOPIC)?[0].leader as usize;
+    let (code, offset) =
+        workload::produce_raw(&cluster.bootstrap(leader), TOPIC, 0, -1, "all three back")?;
+    ensure!(
+        code == 0,
+        "acks=all after the nodes came back: error {code}"
+    );
+    ensure!(
+        offset == 2,
+        "appended at {offset}, want 2: the acks=1 record survived"
+    );
+    let log = workload::read_all(&cluster.bootstrap_all(), TOPIC, 1, WAIT_TIMEOUT)?;
+    let values: Vec<&str> = log[&0].iter().map(|(_, v)| v.as_str()).collect();
+    ensure!(
+        values == ["all three up", "acks=1 still works", "all three back"],
+        "partition holds {values:?}"
+    );
+    Ok(())
+}
+
+/// The per-partition lines of `kafka-topics --describe`: (partition, leader, replicas, isr).
+fn described(text: &str) -> Vec<(i32, i32, Vec<i32>, Vec<i32>)> {
+    let field = |line: &str, name: &str| -> Option<String> {
+        let rest = line.split(&format!("{name}: ")).nth(1)?;
+        Some(
+            rest.split('\t')
+                .next()?
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    let ids = |text: Option<String>| -> Vec<i32> {
+        text.unwrap_or_default()
+            .split(',')
+            .filter_map(|id| id.trim().parse().ok())
+            .collect()
+    };
+    text.lines()
+        .filter(|l| l.contains("Partition: "))
+        .filter_map(|line| {
+            Some((
+                field(line, "Partition")?.parse().ok()?,
+                field(line, "Leader")?.parse().ok()?,
+                ids(field(line, "Replicas")),
+                ids(field(line, "Isr")),
+            ))
+        })
+        .collect()
+}
+
+fn kafka_topics_describe(cluster: &SpateCluster, topic: &str, name: &str) -> Result<String> {
+    let args: Vec<String> = [
+        "--bootstrap-server",
+        &cluster.bootstrap_all(),
+        "--describe",
+        "--topic",
+        topic,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    run_tool(TOPIC_COMMAND, &args, cluster.dir(0), name)?.stdout_text()
+}
+
+fn leader_election(cluster: &SpateCluster, args: &[&str], name: &str) -> Result<String> {
+    let mut full = vec!["--bootstrap-server".to_string(), cluster.bootstrap_all()];
+    full.extend(args.iter().map(|s| s.to_string()));
+    let output = run_tool(LEADER_ELECTION_COMMAND, &full, cluster.dir(0), name)?;
+    let stdout = std::fs::read_to_string(&output.stdout).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&output.stderr).unwrap_or_default();
+    Ok(format!("{stdout}{stderr}"))
+}
+
+#[test]
+fn kafka_topics_describe_and_kafka_leader_election_work_against_spate() {
+    if !targets_spate("kafka_topics_describe_and_kafka_leader_election_work_against_spate") {
+        return;
+    }
+    let mut cluster = SpateCluster::start(options()).unwrap_or_else(|e| panic!("{e:#}"));
+    if let Err(e) = tools(&mut cluster) {
+        panic!("{e:#}\n{}", cluster.logs());
+    }
+}
+
+fn tools(cluster: &mut SpateCluster) -> Result<()> {
+    const TOPIC: &str = "elected";
+    create_topic(
+        &cluster.bootstrap_all(),
+        TOPIC,
+        3,
+        &[("min.insync.replicas", "2")],
+    )?;
+    let all = addresses(cluster, &[0, 1, 2]);
+    workload::wait_fully_in_sync(&all, TOPIC, WAIT_TIMEOUT)?;
+
+    // kafka-topics --describe shows what Metadata says.
+    let text = kafka_topics_describe(cluster, TOPIC, "kafka-topics-describe")?;
+    println!("{text}");
+    let views = workload::partitions(&cluster.bootstrap(0), TOPIC)?;
+    let mut rows = described(&text);
+    rows.sort();
+    let expected: Vec<(i32, i32, Vec<i32>, Vec<i32>)> = views
+        .iter()
+        .map(|v| (v.partition, v.leader, v.replicas.clone(), v.isr.clone()))
+        .collect();
+    ensure!(
+        rows == expected,
+        "kafka-topics says {rows:?}, Metadata says {expected:?}"
+    );
+
+    // Take leadership away from partition 0's preferred replica: stop it cleanly, start it again.
+    let preferred = views[0].replicas[0] as usize;
+    cluster.stop(preferred)?;
+    let survivor = (0..3).find(|n| *n != preferred).context("a survivor")?;
+    wait_for(
+        &cluster.bootstrap(survivor),
+        TOPIC,
+        "a new leader for partition 0",
+        |p| p.partition != 0 || (p.leader >= 0 && p.leader != preferred as i32),
+    )?;
+    cluster.restart(preferred)?;
+    workload::wait_fully_in_sync(&all, TOPIC, WAIT_TIMEOUT)?;
+    let moved = workload::partitions(&cluster.bootstrap(0), TOPIC)?;
+    ensure!(
+        moved[0].leader != preferred as i32,
+        "automatic rebalancing is off, yet partition 0 went back: {moved:?}"
+    );
+
+    // The tool brings it back, and says so.
+    let out = leader_election(
+        cluster,
+        &["--election-type", "PREFERRED", "--all-topic-partitions"],
+        "leader-election-preferred",
+    )?;
+    println!("{out}");
+    ensure!(
+        out.contains("Successfully completed leader election (PREFERRED)")
+            && out.contains(&format!("{TOPIC}-0")),
+        "kafka-leader-election said:\n{out}"
+    );
+    let back = wait_for(
+        &cluster.bootstrap(0),
+        TOPIC,
+        "every preferred replica leading",
+        |p| p.leader == p.replicas[0],
+    )?;
+    println!("after the election: {back:?}");
+
+    // Asked again for one partition: nothing to do.
+    let out = leader_election(
+        cluster,
+        &[
+            "--election-type",
+            "PREFERRED",
+            "--topic",
+            TOPIC,
+            "--partition",
+            "0",
+        ],
+        "leader-election-not-needed",
+    )?;
+    println!("{out}");
+    ensure!(
+        out.contains("Valid replica already elected for partitions"),
+        "kafka-leader-election said:\n{out}"
+    );
+    // An unclean election of a partition that has a leader is not needed either.
+    let out = leader_election(
+        cluster,
+        &[
+            "--election-type",
+            "UNCLEAN",
+            "--topic",
+            TOPIC,
+            "--partition",
+            "1",
+        ],
+        "leader-election-unclean",
+    )?;
+    println!("{out}");
+    ensure!(
+        out.contains("Valid replica already elected for partitions"),
+        "kafka-leader-election said:\n{out}"
+    );
+    let text = kafka_topics_describe(cluster, TOPIC, "kafka-topics-describe-after")?;
+    let mut rows = described(&text);
+    rows.sort();
+    let views = workload::partitions(&cluster.bootstrap(0), TOPIC)?;
+    let expected: Vec<(i32, i32, Vec<i32>, Vec<i32>)> = views
+        .iter()
+        .map(|v| (v.partition, v.leader, v.replicas.clone(), v.isr.clone()))
+        .collect();
+    ensure!(
+        rows == expected,
+        "kafka-topics says {rows:?}, Metadata says {expected:?}"
+    );
+    Ok(())
+}
