@@ -313,6 +313,14 @@ impl Partition {
             if let SequenceCheck::Duplicate(original) = check {
                 // A retry of a batch already in the log: answered with its original offsets, and
                 // for acks=all only once those are committed, like the original would have been.
+                tracing::debug!(
+                    topic = %self.topic,
+                    partition = self.index,
+                    producer_id = producer_id.0,
+                    first_sequence = original.first_sequence,
+                    first_offset = original.first_offset.0,
+                    "duplicate batch answered with its original offsets"
+                );
                 return Ok(AppendOutcome {
                     base_offset: original.first_offset,
                     last_offset: original.last_offset,
