@@ -1051,6 +1051,18 @@ impl<B: LogBackend> QuorumNode<B> {
                             },
                         ));
                     }
+                    // A leader's own decisions (fencing a broker whose session it saw expire,
+                    // rebalancing) are only valid from the leader that made them: a deposed
+                    // leader (one resumed after a pause, say, that finds every session expired)
+                    // must not have the new leader carry them out.
+                    Origin::Internal(kind @ (Internal::Fence(_) | Internal::Rebalance)) => {
+                        self.internal_done(
+                            kind,
+                            Err(ControllerError::Unavailable(
+                                "no longer the metadata quorum leader".into(),
+                            )),
+                        );
+                    }
                     Origin::Local(_) | Origin::Internal(_) => self.start_forward(pending),
                 }
             }

@@ -303,6 +303,21 @@ impl SpateCluster {
         }
     }
 
+    /// SIGSTOP node `id`: it stays alive but does nothing, as under a long GC pause or a frozen
+    /// VM.
+    pub fn pause(&mut self, id: usize) {
+        if let Some(child) = &self.nodes[id].child {
+            process::signal(child, libc::SIGSTOP);
+        }
+    }
+
+    /// SIGCONT node `id` after [`SpateCluster::pause`].
+    pub fn resume(&mut self, id: usize) {
+        if let Some(child) = &self.nodes[id].child {
+            process::signal(child, libc::SIGCONT);
+        }
+    }
+
     /// SIGTERM node `id` and wait for it to exit.
     pub fn stop(&mut self, id: usize) -> Result<()> {
         let Some(mut child) = self.nodes[id].child.take() else {

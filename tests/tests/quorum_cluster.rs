@@ -295,3 +295,71 @@ fn a_corrupt_metadata_log_is_refused_naming_the_file() {
         "the refusal names the file:\n{error}"
     );
 }
+
+#[test]
+fn a_quorum_leader_resumed_after_a_pause_does_not_fence_the_cluster() {
+    if !targets_spate("a_quorum_leader_resumed_after_a_pause_does_not_fence_the_cluster") {
+        return;
+    }
+    // Short sessions, so that the pause outlasts every broker's session as the paused leader
+    // sees it when it wakes up.
+    let options = ClusterOptions {
+        voters: 3,
+        sets: [
+            ("controller.quorum.election.timeout.ms", "500"),
+            ("broker.session.timeout.ms", "1500"),
+            ("broker.heartbeat.interval.ms", "250"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    };
+    let mut cluster = SpateCluster::start(options).unwrap_or_else(|e| panic!("{e:#}"));
+    let all = [0, 1, 2];
+    let first = agreed_leader(&cluster, &all, Duration::from_secs(10));
+    create(&cluster, (first + 1) % 3, "paused", 3);
+
+    // Whether the woken node's timers or the new leader's messages come first is up to the
+    // scheduler, so the pause is repeated.
+    for round in 0..3 {
+        let leader = agreed_leader(&cluster, &all, Duration::from_secs(10));
+        let others: Vec<usize> = all.iter().copied().filter(|id| *id != leader).collect();
+        cluster.pause(leader);
+        let successor = agreed_leader(&cluster, &others, Duration::from_secs(10));
+        assert_ne!(successor, leader);
+        thread::sleep(Duration::from_millis(2_500));
+        cluster.resume(leader);
+
+        // The resumed node finds every session expired by its own clock; it is no longer the
+        // leader, so nothing of that may reach the metadata: all three brokers are listed again
+        // and every partition has a leader, on every node, and stays so.
+        let healthy = |id: usize| -> bool {
+            let Ok(view) = metadata(&cluster.bootstrap(id)) else {
+                return false;
+            };
+            let brokers: BTreeSet<i32> = view.brokers.iter().map(|b| b.0).collect();
+            brokers == BTreeSet::from([0, 1, 2])
+                && view
+                    .leaders("paused")
+                    .is_some_and(|p| p.len() == 3 && p.iter().all(|(_, leader)| *leader >= 0))
+        };
+        eventually(
+            &cluster,
+            Duration::from_secs(10),
+            "a healthy cluster",
+            || all.iter().all(|id| healthy(*id)).then_some(()),
+        );
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            for id in all {
+                assert!(
+                    healthy(id),
+                    "round {round}: node {id} lost brokers or leaders after node {leader} resumed: {:?}\n{}",
+                    metadata(&cluster.bootstrap(id)).ok(),
+                    cluster.logs()
+                );
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
