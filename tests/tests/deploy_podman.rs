@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use deploy_support::{
@@ -163,6 +163,11 @@ impl Pods for PodmanPods {
             args.push("--env".into());
             args.push(format!("{key}={value}"));
         }
+        // A log filter for debugging a run, over the manifests' own (e.g. "info,spate_controller=debug").
+        if let Ok(level) = std::env::var("SPATE_DEPLOY_PODMAN_LOG_LEVEL") {
+            args.push("--env".into());
+            args.push(format!("SPATE_LOG_LEVEL={level}"));
+        }
         args.push(self.image.clone());
         args.extend(self.args.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -172,6 +177,7 @@ impl Pods for PodmanPods {
 
     fn stop(&mut self, ordinal: usize) -> Result<StopReport> {
         let started = Instant::now();
+        let signalled = SystemTime::now();
         // podman stop sends the image's STOPSIGNAL (SIGTERM) and SIGKILL after the grace time.
         podman(&[
             "stop",
@@ -179,16 +185,24 @@ impl Pods for PodmanPods {
             &(POD_STOP_TIMEOUT_MS / 1000).to_string(),
             &container(ordinal),
         ])?;
-        let took = started.elapsed();
-        let code = podman(&[
+        let wall = started.elapsed();
+        let state = podman(&[
             "inspect",
             "--format",
-            "{{.State.ExitCode}}",
+            "{{.State.ExitCode}} {{.State.FinishedAt.UnixNano}}",
             &container(ordinal),
         ])?;
+        let (code, finished) = state
+            .split_once(' ')
+            .with_context(|| format!("podman inspect said {state:?}"))?;
+        // The process's own exit time, as conmon recorded it: podman stop's wall time also
+        // counts tearing the container's network down, which is podman's, not Spate's.
+        let finished_ns: u64 = finished.parse()?;
+        let signalled_ns = signalled.duration_since(UNIX_EPOCH)?.as_nanos() as u64;
         Ok(StopReport {
             exit_code: code.parse().ok(),
-            took,
+            took: Duration::from_nanos(finished_ns.saturating_sub(signalled_ns)),
+            wall,
         })
     }
 
@@ -281,6 +295,25 @@ impl Drop for PodmanPods {
     }
 }
 
+/// The image's metadata: the fixed non-root user, the data volume, the four ports, `spate
+/// serve` as what runs, SIGTERM to stop it, and a health check.
+fn check_image(image: &str) -> Result<()> {
+    let field = |format: &str| podman(&["image", "inspect", "--format", format, image]);
+    ensure!(field("{{.Config.User}}")? == format!("{SPATE_UID}:{SPATE_UID}"));
+    ensure!(field("{{json .Config.Volumes}}")?.contains("/var/lib/spate"));
+    let ports = field("{{json .Config.ExposedPorts}}")?;
+    for port in ["9092/tcp", "9093/tcp", "8080/tcp", "9644/tcp"] {
+        ensure!(ports.contains(port), "port {port} not exposed: {ports}");
+    }
+    ensure!(field("{{json .Config.Entrypoint}}")? == r#"["/usr/local/bin/spate"]"#);
+    ensure!(field("{{json .Config.Cmd}}")? == r#"["serve"]"#);
+    ensure!(field("{{.Config.StopSignal}}")? == "SIGTERM");
+    let inspect: serde_json::Value = serde_json::from_str(&podman(&["image", "inspect", image])?)?;
+    let health = inspect[0]["Healthcheck"]["Test"].to_string();
+    ensure!(health.contains("/health/live"), "no health check: {health}");
+    Ok(())
+}
+
 #[test]
 fn three_containers_survive_a_rolling_restart() {
     let Some(image) = std::env::var_os("SPATE_DEPLOY_PODMAN_IMAGE") else {
@@ -294,6 +327,7 @@ fn three_containers_survive_a_rolling_restart() {
     let client_image = std::env::var("SPATE_DEPLOY_PODMAN_CLIENT_IMAGE")
         .unwrap_or_else(|_| "localhost/spate-debian:bookworm".into());
     let result: Result<()> = (|| {
+        check_image(&image)?;
         let mut pods = PodmanPods::new(image, client_image)?;
         let report = rolling_restart_scenario(&mut pods)
             .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pods.logs()))?;
@@ -309,6 +343,11 @@ fn three_containers_survive_a_rolling_restart() {
                 "spate-{ordinal} took {:?} to stop",
                 stop.took
             );
+        }
+        // The image's own HEALTHCHECK (which podman runs, and Kubernetes ignores) passes.
+        for ordinal in 0..pods.count() {
+            podman(&["healthcheck", "run", &container(ordinal)])
+                .with_context(|| format!("the HEALTHCHECK of {}", container(ordinal)))?;
         }
         if !report.verify_clean {
             bail!(

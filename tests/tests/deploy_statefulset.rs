@@ -172,6 +172,7 @@ impl Pods for LocalPods {
             Some(status) => Ok(StopReport {
                 exit_code: status.code(),
                 took: started.elapsed(),
+                wall: started.elapsed(),
             }),
             None => {
                 // What the kubelet does when the grace period ends.

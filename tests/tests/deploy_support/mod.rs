@@ -295,8 +295,10 @@ pub fn dns_names(ordinal: usize, namespace: &str) -> Vec<String> {
 pub struct StopReport {
     /// Exit code (None: killed by a signal).
     pub exit_code: Option<i32>,
-    /// From SIGTERM to exit.
+    /// From SIGTERM to the process's exit.
     pub took: Duration,
+    /// The whole stopping command (`podman stop` also tears the container's network down).
+    pub wall: Duration,
 }
 
 /// Pods of the StatefulSet, run somewhere: local processes or containers.
@@ -392,8 +394,17 @@ pub struct PartitionView {
     pub isr: Vec<i32>,
 }
 
-/// Metadata v12 through `addr`: the brokers (id, host) and `topic`'s partitions.
-pub fn topic_metadata(addr: &str, topic: &str) -> Result<(Vec<(i32, String)>, Vec<PartitionView>)> {
+/// What Metadata says about the brokers and one topic.
+#[derive(Debug, Clone)]
+pub struct TopicMetadata {
+    /// Listed brokers: id and advertised host.
+    pub brokers: Vec<(i32, String)>,
+    /// The topic's partitions, by index.
+    pub partitions: Vec<PartitionView>,
+}
+
+/// Metadata v12 through `addr`: the brokers and `topic`'s partitions.
+pub fn topic_metadata(addr: &str, topic: &str) -> Result<TopicMetadata> {
     let response: MetadataResponse = request(
         addr,
         ApiKey::Metadata,
@@ -418,7 +429,10 @@ pub fn topic_metadata(addr: &str, topic: &str) -> Result<(Vec<(i32, String)>, Ve
         })
         .collect();
     partitions.sort_by_key(|p| p.partition);
-    Ok((brokers, partitions))
+    Ok(TopicMetadata {
+        brokers,
+        partitions,
+    })
 }
 
 /// Waits until every partition of `topic` has all `replicas` replicas in its ISR and a leader,
@@ -432,9 +446,8 @@ pub fn wait_isr_full(
 ) -> Result<Duration> {
     let started = Instant::now();
     loop {
-        let last;
-        match topic_metadata(&pods.kafka_addr(through), topic) {
-            Ok((_, partitions)) => {
+        let last = match topic_metadata(&pods.kafka_addr(through), topic) {
+            Ok(TopicMetadata { partitions, .. }) => {
                 let full = !partitions.is_empty()
                     && partitions
                         .iter()
@@ -442,10 +455,10 @@ pub fn wait_isr_full(
                 if full {
                     return Ok(started.elapsed());
                 }
-                last = format!("{partitions:?}");
+                format!("{partitions:?}")
             }
-            Err(e) => last = format!("{e:#}"),
-        }
+            Err(e) => format!("{e:#}"),
+        };
         if started.elapsed() > timeout {
             bail!("{topic}: the ISRs were not full within {timeout:?}; last: {last}");
         }
@@ -543,9 +556,10 @@ impl ScenarioReport {
         for (ordinal, stop, ready, isr) in &self.restarts {
             let _ = writeln!(
                 out,
-                "restart pod {ordinal}: SIGTERM to exit {:.1}s (code {:?}), ready again after {:.1}s, ISRs full {}",
+                "restart pod {ordinal}: SIGTERM to exit {:.2}s (code {:?}; stop command {:.1}s), ready again after {:.1}s, ISRs full {}",
                 stop.took.as_secs_f64(),
                 stop.exit_code,
+                stop.wall.as_secs_f64(),
                 ready.as_secs_f64(),
                 match isr {
                     Ok(d) => format!("after {:.1}s more", d.as_secs_f64()),
@@ -587,8 +601,10 @@ pub fn rolling_restart_scenario(pods: &mut dyn Pods) -> Result<ScenarioReport> {
         "voters {voters:?}, expected {expected_voters:?}"
     );
     for ordinal in 0..count {
-        let (brokers, _) = topic_metadata(&pods.kafka_addr(ordinal), TOPIC)?;
-        let listed: BTreeMap<i32, String> = brokers.into_iter().collect();
+        let listed: BTreeMap<i32, String> = topic_metadata(&pods.kafka_addr(ordinal), TOPIC)?
+            .brokers
+            .into_iter()
+            .collect();
         let expected: BTreeMap<i32, String> = (0..count)
             .map(|i| (i as i32, pods.advertised_host(i)))
             .collect();
@@ -611,7 +627,7 @@ pub fn rolling_restart_scenario(pods: &mut dyn Pods) -> Result<ScenarioReport> {
             format!("min.insync.replicas={}", replication.min(2)),
         ],
     )?;
-    let (_, partitions) = topic_metadata(&pods.kafka_addr(0), TOPIC)?;
+    let partitions = topic_metadata(&pods.kafka_addr(0), TOPIC)?.partitions;
     ensure!(
         partitions.len() == TOPIC_PARTITIONS
             && partitions.iter().all(|p| p.replicas.len() == replication),
