@@ -82,6 +82,10 @@ struct Cli {
     /// earlier run's), e.g. after a change to how they are drawn.
     #[arg(long)]
     render: Option<PathBuf>,
+    /// A Markdown reading of the figures (where Spate is short and why, from the profiles),
+    /// written after a run and rendered into the report after the targets.
+    #[arg(long)]
+    analysis: Option<PathBuf>,
 }
 
 /// Volumes and durations of a run.
@@ -296,6 +300,11 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Writes the JSON, the plots and the Markdown report, with the scratch path scrubbed.
 fn write_outputs(cli: &Cli, results: &mut Results) -> Result<()> {
+    if let Some(path) = &cli.analysis {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        results.analysis = Some(text);
+    }
     results.scrub(&cli.work_dir.to_string_lossy());
     let mut plots = Vec::new();
     match plots::init_font() {

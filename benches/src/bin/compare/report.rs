@@ -195,6 +195,10 @@ pub struct Results {
     pub latency_cdfs: Vec<Cdf>,
     /// Notes: profiles, skipped parts, reasons.
     pub notes: Vec<String>,
+    /// A reading of the figures written after the run (where Spate is short and why), in
+    /// Markdown; rendered after the targets.
+    #[serde(default)]
+    pub analysis: Option<String>,
 }
 
 /// The metadata of a figure, declared before its samples arrive.
@@ -225,6 +229,7 @@ impl Results {
             figures: Vec::new(),
             latency_cdfs: Vec::new(),
             notes: Vec::new(),
+            analysis: None,
         }
     }
 
@@ -410,6 +415,10 @@ impl Results {
                     None => "not measured",
                 }
             );
+        }
+        if let Some(analysis) = &self.analysis {
+            let _ = writeln!(md, "\n## Where Spate is short, and why\n");
+            let _ = writeln!(md, "{}", analysis.trim_end());
         }
 
         let mut workload = String::new();
