@@ -10,7 +10,7 @@ use std::fs::{self, OpenOptions};
 use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
@@ -130,6 +130,9 @@ pub struct PartitionLog {
     log_end_offset: AtomicI64,
     /// Shared with the threads that fsync rolled segments.
     recovery_point: Arc<AtomicI64>,
+    /// The directory was created by this process and neither it nor its entry in the parent
+    /// has been fsynced yet.
+    dirs_unsynced: AtomicBool,
     /// Set by the broker; retention never deletes past it. `i64::MAX` until set.
     high_watermark: AtomicI64,
     /// First offset not yet compacted.
@@ -173,6 +176,11 @@ impl PartitionLog {
     ) -> Result<PartitionLog> {
         let dir = dir.into();
         config.validate()?;
+        // A new directory (and its entry in the parent) is made durable by the first flush, roll
+        // or close, not here: as in Kafka, creating thousands of partitions must not cost two
+        // journal commits each. A crash before that loses only an empty log, which the broker
+        // creates again from the metadata.
+        let created = !dir.exists();
         fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
         let now = clock.now_ms();
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -211,7 +219,9 @@ impl PartitionLog {
                 segment.flush()?;
             }
         }
-        fsync_dir(&dir)?;
+        if !created {
+            fsync_dir(&dir)?;
+        }
 
         let first_base = segments[0].base_offset;
         let leo = segments[segments.len() - 1].next_offset();
@@ -243,6 +253,7 @@ impl PartitionLog {
             log_start_offset: AtomicI64::new(log_start.0),
             log_end_offset: AtomicI64::new(leo.0),
             recovery_point: Arc::new(AtomicI64::new(leo.0)),
+            dirs_unsynced: AtomicBool::new(created),
             high_watermark: AtomicI64::new(i64::MAX),
             cleaner_offset: AtomicI64::new(cleaner_offset.0),
             writer: Mutex::new(Writer {
@@ -671,6 +682,7 @@ impl PartitionLog {
             kept.push(active.clone());
         }
         let created = Segment::create(&self.dir, new_base, &config, self.clock.now_ms())
+            .and_then(|segment| self.sync_new_dirs().map(|()| segment))
             .and_then(|segment| fsync_dir(&self.dir).map(|()| segment));
         let segment = match created {
             Ok(segment) => Arc::new(segment),
@@ -1208,6 +1220,7 @@ impl PartitionLog {
     }
 
     fn flush_locked(&self, writer: &mut Writer) -> Result<()> {
+        self.sync_new_dirs()?;
         let leo = self.log_end_offset();
         let segments = self.segments.load_full();
         let recovery_point = self.recovery_point();
@@ -1219,6 +1232,19 @@ impl PartitionLog {
         }
         self.recovery_point.fetch_max(leo.0, Ordering::AcqRel);
         writer.last_flush_ms = self.clock.now_ms();
+        Ok(())
+    }
+
+    /// fsyncs a directory this process created, and the parent that names it, once.
+    fn sync_new_dirs(&self) -> Result<()> {
+        if !self.dirs_unsynced.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        fsync_dir(&self.dir)?;
+        if let Some(parent) = self.dir.parent() {
+            fsync_dir(parent)?;
+        }
+        self.dirs_unsynced.store(false, Ordering::Release);
         Ok(())
     }
 
@@ -1249,6 +1275,7 @@ impl PartitionLog {
         let segments = self.segments.load_full();
         let now = self.clock.now_ms();
         if writer.state == WriterState::Open {
+            self.sync_new_dirs()?;
             // Segments wholly below the recovery point are already sealed and fsynced.
             let recovery_point = self.recovery_point();
             for (i, segment) in segments.iter().rev().enumerate() {
@@ -1945,4 +1972,42 @@ fn activate(
     );
     segment.seek_to_end()?;
     Ok(segment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn open(dir: &Path) -> PartitionLog {
+        PartitionLog::open(
+            dir,
+            LogConfig::default(),
+            Arc::new(ManualClock::new(0)),
+            LogOpenOptions::default(),
+        )
+        .expect("open")
+    }
+
+    #[test]
+    fn a_new_directory_is_synced_by_the_first_flush_and_an_existing_one_at_open() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("t-0");
+        let log = open(&dir);
+        assert!(log.dirs_unsynced.load(Ordering::Acquire));
+        log.flush().expect("flush");
+        assert!(!log.dirs_unsynced.load(Ordering::Acquire));
+        log.close().expect("close");
+
+        let reopened = open(&dir);
+        assert!(!reopened.dirs_unsynced.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn closing_a_new_log_syncs_its_directory() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let log = open(&root.path().join("t-1"));
+        log.close().expect("close");
+        assert!(!log.dirs_unsynced.load(Ordering::Acquire));
+    }
 }

@@ -229,7 +229,6 @@ impl LogManager {
             self.clock.clone(),
             LogOpenOptions::default(),
         )?);
-        fsync_dir(&self.config.data_dir)?;
         logs.insert(tp.clone(), log.clone());
         Ok(log)
     }
