@@ -374,6 +374,20 @@ fn verify(args: &[String]) -> Result<bool> {
     for (seq, ack) in &acks {
         let value = value_of(*seq);
         match ack.offset {
+            // librdkafka acknowledges some records without an offset (-1001): an idempotent
+            // producer knows they were written because the broker accepted a later sequence.
+            // They must be in their partition; where is unknown.
+            Some(offset) if offset < 0 => {
+                acked += 1;
+                if seen.get(&value).is_none_or(|(p, _)| *p != ack.partition) {
+                    lost += 1;
+                    violations.push(format!(
+                        "lost: {value} acknowledged in partition {} without an offset, found at {:?}",
+                        ack.partition,
+                        seen.get(&value)
+                    ));
+                }
+            }
             Some(offset) => {
                 acked += 1;
                 if log.get(&(ack.partition, offset)) != Some(&value) {
