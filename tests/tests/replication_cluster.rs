@@ -79,9 +79,13 @@ fn wait_for(
 ) -> Result<Vec<PartitionView>> {
     let deadline = std::time::Instant::now() + WAIT_TIMEOUT;
     loop {
-        let views = workload::partitions(addr, topic)?;
-        if !views.is_empty() && views.iter().all(&wanted) {
-            return Ok(views);
+        // A topic just created may not be in this node's metadata yet.
+        let views = workload::partitions(addr, topic);
+        if let Ok(views) = &views
+            && !views.is_empty()
+            && views.iter().all(&wanted)
+        {
+            return Ok(views.clone());
         }
         if std::time::Instant::now() > deadline {
             bail!("{topic} at {addr} never got {what}: {views:?}");
@@ -344,4 +348,159 @@ fn tools(cluster: &mut SpateCluster) -> Result<()> {
         "kafka-topics says {rows:?}, Metadata says {expected:?}"
     );
     Ok(())
+}
+
+#[test]
+fn an_offset_commit_is_answered_once_the_offsets_replicas_have_it() {
+    if !targets_spate("an_offset_commit_is_answered_once_the_offsets_replicas_have_it") {
+        return;
+    }
+    let mut options = options();
+    // Frozen followers stay in the ISR for the whole test: the commit must wait for them.
+    options
+        .sets
+        .retain(|(key, _)| key != "replica.lag.time.max.ms");
+    options
+        .sets
+        .push(("replica.lag.time.max.ms".into(), "30000".into()));
+    let mut cluster = SpateCluster::start(options).unwrap_or_else(|e| panic!("{e:#}"));
+    if let Err(e) = commit_waits(&mut cluster) {
+        // Never leave a node frozen behind a failure.
+        for id in 0..3 {
+            cluster.resume(id);
+        }
+        panic!("{e:#}\n{}", cluster.logs());
+    }
+}
+
+fn commit_waits(cluster: &mut SpateCluster) -> Result<()> {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::{
+        ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, OffsetFetchRequest,
+        OffsetFetchResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use spate_e2e::cluster::request;
+
+    const GROUP: &str = "replicated-commits";
+    const TOPIC: &str = "committed";
+    create_topic(&cluster.bootstrap_all(), TOPIC, 1, &[])?;
+
+    // The coordinator, once the offsets topic exists and its partitions are fully in sync.
+    let deadline = std::time::Instant::now() + WAIT_TIMEOUT;
+    let coordinator = loop {
+        let response: FindCoordinatorResponse = request(
+            &cluster.bootstrap(0),
+            ApiKey::FindCoordinator,
+            4,
+            &FindCoordinatorRequest::default()
+                .with_key_type(0)
+                .with_coordinator_keys(vec![StrBytes::from_static_str(GROUP)]),
+        )?;
+        if let Some(c) = response.coordinators.first()
+            && c.error_code == 0
+        {
+            break c.node_id.0 as usize;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no coordinator: {response:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    wait_for(
+        &cluster.bootstrap(coordinator),
+        "__consumer_offsets",
+        "full ISRs",
+        |p| p.isr.len() == 3,
+    )?;
+
+    // The coordinator may still be loading the offsets partition: retriable codes.
+    loop {
+        let code = commit_to(&cluster.bootstrap(coordinator), GROUP, TOPIC, 7)?;
+        if code == 0 {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the first commit failed with error {code}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Freeze both followers of every offsets partition the coordinator leads, commit, and see
+    // the answer wait for them.
+    let followers: Vec<usize> = (0..3).filter(|id| *id != coordinator).collect();
+    for id in &followers {
+        cluster.pause(*id);
+    }
+    let started = std::time::Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let addr = cluster.bootstrap(coordinator);
+    let committer = std::thread::spawn(move || {
+        let _ = tx.send(commit_to(&addr, GROUP, TOPIC, 42));
+    });
+    let early = rx.recv_timeout(Duration::from_millis(1_500));
+    for id in &followers {
+        cluster.resume(*id);
+    }
+    ensure!(
+        early.is_err(),
+        "the commit was answered ({early:?}) after {:?}, while no follower could have it",
+        started.elapsed()
+    );
+    let answered = rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("no answer to the commit after the followers resumed")??;
+    let _ = committer.join();
+    ensure!(answered == 0, "the commit failed with error {answered}");
+    println!(
+        "commit answered {:?} after it was sent (followers frozen for 1.5 s)",
+        started.elapsed()
+    );
+
+    let fetched: OffsetFetchResponse = request(
+        &cluster.bootstrap(coordinator),
+        ApiKey::OffsetFetch,
+        7,
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str(GROUP)))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                    .with_partition_indexes(vec![0]),
+            ])),
+    )?;
+    let offset = fetched.topics[0].partitions[0].committed_offset;
+    ensure!(offset == 42, "OffsetFetch says {offset}");
+    Ok(())
+}
+
+/// One simple OffsetCommit (no generation) of `offset` for partition 0 of `topic`.
+fn commit_to(addr: &str, group: &str, topic: &str, offset: i64) -> Result<i16> {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, GroupId, OffsetCommitRequest, OffsetCommitResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let response: OffsetCommitResponse = spate_e2e::cluster::request(
+        addr,
+        ApiKey::OffsetCommit,
+        8,
+        &OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset),
+                    ]),
+            ]),
+    )?;
+    Ok(response.topics[0].partitions[0].error_code)
 }

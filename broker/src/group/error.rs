@@ -18,6 +18,10 @@ pub enum AppendFailure {
     /// The log refused the write.
     #[error("offsets log write failed: {0}")]
     Storage(String),
+    /// Appended, but the in-sync replicas did not all have it in time (or too few are in
+    /// sync): Kafka's NOT_ENOUGH_REPLICAS and REQUEST_TIMED_OUT on the offsets topic.
+    #[error("offsets not replicated: {0}")]
+    NotReplicated(String),
 }
 
 /// Why a group request failed.

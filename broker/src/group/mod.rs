@@ -38,7 +38,7 @@ use parking_lot::{Mutex, RwLock};
 use spate_controller::image::MetadataImage;
 use spate_protocol::records::builder::RecordBatchBuilder;
 use spate_protocol::records::{Compression, RecordBatch};
-use spate_protocol::types::{LeaderEpoch, NodeId};
+use spate_protocol::types::{LeaderEpoch, NodeId, Offset};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +55,7 @@ use crate::group::consumer::{
 };
 pub use crate::group::error::{AppendFailure, GroupError};
 use crate::group::records::{CoordinatorRecord, GroupMetadataValue, OffsetCommitValue, RecordKey};
+use crate::replica::partition::replicated::CommitError;
 use crate::replica::partition::{Isolation, Partition, ProduceError};
 
 /// The internal topic holding groups and offsets.
@@ -98,6 +99,9 @@ pub struct CoordinatorSettings {
     pub offsets_retention_check_interval_ms: u64,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: usize,
+    /// `offsets.commit.timeout.ms`: how long a commit waits for the offsets partition's
+    /// in-sync replicas.
+    pub offsets_commit_timeout_ms: u64,
     /// `group.min.session.timeout.ms`.
     pub min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`.
@@ -126,6 +130,7 @@ impl CoordinatorSettings {
             offsets_retention_check_interval_ms: settings.offsets_retention_check_interval_ms.max(1)
                 as u64,
             offset_metadata_max_bytes: settings.offset_metadata_max_bytes.max(0) as usize,
+            offsets_commit_timeout_ms: settings.offsets_commit_timeout_ms.max(1) as u64,
             min_session_timeout_ms: settings.group_min_session_timeout_ms,
             max_session_timeout_ms: settings.group_max_session_timeout_ms,
             classic: ClassicSettings {
@@ -164,6 +169,7 @@ impl CoordinatorSettings {
                     offsets_retention_ms: 10_080 * 60_000,
                     offsets_retention_check_interval_ms: 600_000,
                     offset_metadata_max_bytes: 4096,
+                    offsets_commit_timeout_ms: 5_000,
                     min_session_timeout_ms: 6_000,
                     max_session_timeout_ms: 1_800_000,
                     classic: ClassicSettings {
@@ -278,6 +284,26 @@ pub struct GroupHandle {
     /// The state; an `Arc` so a request can hold the lock as an owned guard.
     pub state: Arc<tokio::sync::Mutex<GroupState>>,
     wake: Notify,
+}
+
+/// Coordinator records appended to an offsets partition, not yet known to be committed.
+struct Appended {
+    partition: Arc<Partition>,
+    last_offset: Offset,
+    leader_epoch: LeaderEpoch,
+}
+
+impl Appended {
+    /// Waits until the high watermark passes the records.
+    async fn wait_committed(&self, timeout: Duration) -> Result<(), AppendFailure> {
+        self.partition
+            .wait_for_commit(self.last_offset, self.leader_epoch, timeout)
+            .await
+            .map_err(|error| match error {
+                CommitError::NotLeader => AppendFailure::NotLeader,
+                other => AppendFailure::NotReplicated(other.to_string()),
+            })
+    }
 }
 
 /// The groups of one offsets partition this node leads.
@@ -734,10 +760,16 @@ impl GroupCoordinator {
         }
     }
 
-    /// Appends records to the shard's partition; durable once this returns (single replica).
-    fn append(&self, shard: &Shard, records: &[CoordinatorRecord]) -> Result<(), AppendFailure> {
+    /// Appends records to the shard's partition as its leader. On a replicated offsets topic
+    /// they are only committed once the in-sync replicas have them: what
+    /// [`Appended::wait_committed`] awaits.
+    fn append(
+        &self,
+        shard: &Shard,
+        records: &[CoordinatorRecord],
+    ) -> Result<Option<Appended>, AppendFailure> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         if shard.cancel.is_cancelled() {
             return Err(AppendFailure::NotLeader);
@@ -761,7 +793,13 @@ impl GroupCoordinator {
         shard
             .partition
             .append_internal(batch)
-            .map(|_| ())
+            .map(|outcome| {
+                Some(Appended {
+                    partition: shard.partition.clone(),
+                    last_offset: outcome.last_offset,
+                    leader_epoch: outcome.leader_epoch,
+                })
+            })
             .map_err(|error| match error {
                 ProduceError::NotLeader => AppendFailure::NotLeader,
                 ProduceError::TooLarge {
@@ -912,7 +950,7 @@ impl GroupCoordinator {
         if group.take_store_request() {
             records.push(group_metadata_record(group, None));
         }
-        let stored = self.append(&shard, &records);
+        let stored = self.append(&shard, &records).map(|_| ());
         if let Some((tx, result)) = effects.join_after_store {
             let result = match &stored {
                 Ok(()) => result,
@@ -953,6 +991,7 @@ impl GroupCoordinator {
                 let record = group_metadata_record(group, Some(&assignments));
                 let stored = self
                     .append(&shard, std::slice::from_ref(&record))
+                    .map(|_| ())
                     .map_err(GroupError::Append);
                 group.finish_leader_sync(
                     generation_id,
@@ -1152,8 +1191,16 @@ impl GroupCoordinator {
             values.push(((entry.topic.clone(), entry.partition), value));
             outcomes.push(PartitionCommit::Committed);
         }
-        self.append(&shard, &records)?;
+        let appended = self.append(&shard, &records)?;
         state.offsets.extend(values);
+        drop(state);
+        // Kafka answers a commit once the offsets partition's ISR has it (acks=all), so that a
+        // new coordinator after a failover knows every offset it confirmed.
+        if let Some(appended) = appended {
+            appended
+                .wait_committed(Duration::from_millis(settings.offsets_commit_timeout_ms))
+                .await?;
+        }
         Ok(outcomes)
     }
 

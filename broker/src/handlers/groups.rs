@@ -88,6 +88,9 @@ pub fn map_group_error(error: &GroupError) -> ErrorCode {
         GroupError::Append(AppendFailure::NotLeader | AppendFailure::Storage(_)) => {
             ErrorCode::NotCoordinator
         }
+        // Kafka's GroupMetadataManager: a commit the offsets topic's replicas did not take is
+        // retriable against the same coordinator.
+        GroupError::Append(AppendFailure::NotReplicated(_)) => ErrorCode::CoordinatorNotAvailable,
         GroupError::Append(AppendFailure::TooLarge { .. }) => ErrorCode::UnknownServerError,
     }
 }
