@@ -447,6 +447,10 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, shutdown: Cance
 /// Applies every newly published metadata image to the hosted partitions.
 async fn reconcile_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
     let mut images = broker.metadata.subscribe();
+    // A new receiver takes the image published so far as seen; one published after the
+    // startup's own reconcile but before this subscription would otherwise wait for the next
+    // metadata change, leaving the node unready until then. Reconciling is idempotent.
+    images.mark_changed();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
