@@ -14,6 +14,8 @@ use crate::Broker;
 
 /// `endpointType` value for broker endpoints (KIP-919).
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
+/// `endpointType` value for controller endpoints.
+const ENDPOINT_TYPE_CONTROLLERS: i8 = 2;
 
 /// Serves DescribeCluster.
 pub fn describe_cluster(
@@ -21,11 +23,22 @@ pub fn describe_cluster(
     request: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     if request.endpoint_type != ENDPOINT_TYPE_BROKERS {
+        // Kafka: a known type this listener does not serve (controllers) is a mismatch; an
+        // unknown one is unsupported.
+        let (code, message) = if request.endpoint_type == ENDPOINT_TYPE_CONTROLLERS {
+            (
+                ErrorCode::MismatchedEndpointType,
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".to_owned(),
+            )
+        } else {
+            (
+                ErrorCode::UnsupportedEndpointType,
+                format!("Unsupported endpoint type {}", request.endpoint_type),
+            )
+        };
         return DescribeClusterResponse::default()
-            .with_error_code(ErrorCode::UnsupportedEndpointType.code())
-            .with_error_message(Some(StrBytes::from_static_str(
-                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
-            )))
+            .with_error_code(code.code())
+            .with_error_message(Some(StrBytes::from_string(message)))
             .with_endpoint_type(ENDPOINT_TYPE_BROKERS)
             .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()));
     }

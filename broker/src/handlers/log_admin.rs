@@ -71,6 +71,11 @@ pub fn delete_records(
                     if !partition.is_leader() {
                         return result.with_error_code(ErrorCode::NotLeaderOrFollower.code());
                     }
+                    // Kafka's `Partition.deleteRecordsOnLeader`: only a log with the delete
+                    // policy may lose records from its start.
+                    if !partition.log.config().cleanup_policy.deletes() {
+                        return result.with_error_code(ErrorCode::PolicyViolation.code());
+                    }
                     let high_watermark = partition.high_watermark();
                     let target = if p.offset == DELETE_TO_HIGH_WATERMARK {
                         high_watermark

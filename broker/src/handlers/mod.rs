@@ -40,6 +40,10 @@ pub async fn handle(
             produce::ProduceReply::Now(response) => to.ready(&response),
             produce::ProduceReply::Later(future) => Ok(to.deferred(future)),
             produce::ProduceReply::None => Ok(Reply::None),
+            // An empty frame closes the connection once the answers owed before it are written.
+            produce::ProduceReply::Close => Ok(Reply::Deferred(Box::pin(async {
+                crate::response_frame::ResponseFrame::default()
+            }))),
         },
         RequestKind::Fetch(r) => match fetch::handle(broker, r, version) {
             fetch::FetchReply::Now(response) => to.ready(&response),

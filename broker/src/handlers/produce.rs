@@ -110,6 +110,10 @@ pub enum ProduceReply {
     Later(std::pin::Pin<Box<dyn std::future::Future<Output = ProduceResponse> + Send>>),
     /// `acks=0`: no answer.
     None,
+    /// `acks=0` and a partition failed: no answer, and the connection closes, as Kafka's
+    /// `KafkaApis` does, so that the producer refreshes its metadata rather than keep sending
+    /// into the void.
+    Close,
 }
 
 /// An `acks=all` append that must be committed before its partition is answered.
@@ -185,7 +189,15 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Pr
         );
     }
     if acks == 0 {
-        return ProduceReply::None;
+        let failed = responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| p.error_code != 0);
+        return if failed {
+            ProduceReply::Close
+        } else {
+            ProduceReply::None
+        };
     }
     let response = ProduceResponse::default().with_responses(responses);
     if pending.is_empty() {
