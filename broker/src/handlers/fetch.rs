@@ -299,16 +299,9 @@ impl FetchPlan {
                 log_start_offset: read.log_start_offset,
                 records: read.records,
             },
-            Err(error) => {
-                let mut answer = failed(map_read_error(&error));
-                // Kafka reports the offsets with OFFSET_OUT_OF_RANGE so clients can reset.
-                if matches!(error, ReadError::OutOfRange { .. }) {
-                    answer.high_watermark = partition.high_watermark();
-                    answer.last_stable_offset = partition.last_stable_offset();
-                    answer.log_start_offset = partition.log.log_start_offset().0;
-                }
-                answer
-            }
+            // Kafka answers every read error, OFFSET_OUT_OF_RANGE included (without tiered
+            // storage), with unknown offsets (-1); clients reset through ListOffsets.
+            Err(error) => failed(map_read_error(&error)),
         }
     }
 
