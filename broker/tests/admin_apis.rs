@@ -1050,3 +1050,56 @@ async fn create_topics_with_a_manual_assignment() {
     }
     assert!(find_topic(&all, "placed").is_some());
 }
+
+/// ListOffsets v11 (KIP-1023) adds EARLIEST_PENDING_UPLOAD (-6): without remote storage Kafka
+/// answers offset -1, timestamp -1 and leader epoch -1, without error; the other lookups answer
+/// as in earlier versions.
+#[tokio::test]
+async fn list_offsets_v11_earliest_pending_upload_is_unknown_without_remote_storage() {
+    const EARLIEST_PENDING_UPLOAD: i64 = -6;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, creatable("pending-upload", 1)).await;
+    produce_ok(
+        &mut client,
+        "pending-upload",
+        0,
+        batch_at(100, &["a", "b"], None),
+    )
+    .await;
+
+    let ask = |timestamp| list_offsets_request("pending-upload", 0, timestamp);
+    let pending: ListOffsetsResponse = client
+        .send(ApiKey::ListOffsets, 11, &ask(EARLIEST_PENDING_UPLOAD))
+        .await;
+    let p = &pending.topics[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.offset, p.timestamp, p.leader_epoch),
+        (0, -1, -1, -1),
+        "EARLIEST_PENDING_UPLOAD without remote storage"
+    );
+    let latest: ListOffsetsResponse = client.send(ApiKey::ListOffsets, 11, &ask(LATEST)).await;
+    let p = &latest.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.offset), (0, 2), "LATEST at v11");
+}
+
+/// DescribeLogDirs v5 adds IsCordoned to each log dir; Spate's one data dir is never cordoned.
+#[tokio::test]
+async fn describe_log_dirs_v5_reports_the_dir_not_cordoned() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, creatable("cordon", 1)).await;
+    let request = DescribeLogDirsRequest::default().with_topics(None);
+    let response: DescribeLogDirsResponse = client.send(ApiKey::DescribeLogDirs, 5, &request).await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.results.len(), 1, "{:?}", response.results);
+    let dir = &response.results[0];
+    assert_eq!(dir.error_code, 0);
+    assert!(!dir.is_cordoned);
+    assert!(dir.total_bytes > 0 && dir.usable_bytes >= 0, "{dir:?}");
+    assert!(
+        dir.topics.iter().any(|t| t.name.0.as_str() == "cordon"),
+        "{:?}",
+        dir.topics
+    );
+}

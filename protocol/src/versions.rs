@@ -2,9 +2,9 @@
 //! pipeline refuses anything outside it.
 //!
 //! Each range is the one Apache Kafka 4.3 advertises for that API, capped by what the
-//! `kafka-protocol` schemas can decode (ListOffsets v11, tiered-storage only, is not served;
-//! OffsetCommit v10 and OffsetFetch v10, which name topics by id, are not decoded by the crate's
-//! request schemas, so clients use v9, which Kafka 4.3 serves as well).
+//! `kafka-protocol` schemas can decode (ListOffsets v11 and DescribeLogDirs v5 are patched into
+//! the vendored crate; OffsetCommit v10 and OffsetFetch v10, which name topics by id, are not
+//! decoded by the crate's request schemas, so clients use v9, which Kafka 4.3 serves as well).
 //! Produce is advertised from v0 exactly as Kafka 4 does (KAFKA-18659: librdkafka turns
 //! compression off unless v0 is listed), while v0-v2 requests themselves are refused, again as
 //! Kafka 4 refuses them.
@@ -34,7 +34,7 @@ pub const PRODUCE_REMOVED_MAX_VERSION: i16 = 2;
 pub const SUPPORTED_APIS: &[(ApiKey, Versions)] = &[
     (ApiKey::Produce, Versions { min: 0, max: 13 }),
     (ApiKey::Fetch, Versions { min: 4, max: 18 }),
-    (ApiKey::ListOffsets, Versions { min: 1, max: 10 }),
+    (ApiKey::ListOffsets, Versions { min: 1, max: 11 }),
     (ApiKey::Metadata, Versions { min: 0, max: 13 }),
     (ApiKey::OffsetCommit, Versions { min: 2, max: 9 }),
     (ApiKey::OffsetFetch, Versions { min: 1, max: 9 }),
@@ -53,7 +53,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, Versions)] = &[
     (ApiKey::OffsetForLeaderEpoch, Versions { min: 2, max: 4 }),
     (ApiKey::DescribeConfigs, Versions { min: 1, max: 4 }),
     (ApiKey::AlterConfigs, Versions { min: 0, max: 2 }),
-    (ApiKey::DescribeLogDirs, Versions { min: 1, max: 4 }),
+    (ApiKey::DescribeLogDirs, Versions { min: 1, max: 5 }),
     (ApiKey::CreatePartitions, Versions { min: 0, max: 3 }),
     (ApiKey::DeleteGroups, Versions { min: 0, max: 2 }),
     (ApiKey::ElectLeaders, Versions { min: 0, max: 2 }),

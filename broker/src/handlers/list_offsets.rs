@@ -19,6 +19,8 @@ const EARLIEST_TIMESTAMP: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const LATEST_TIERED_TIMESTAMP: i64 = -5;
+/// KIP-1023 (v11): the first offset not yet uploaded to remote storage.
+const EARLIEST_PENDING_UPLOAD_TIMESTAMP: i64 = -6;
 const READ_COMMITTED: i8 = 1;
 /// Kafka's replica id of a debugging client, which may read any replica, leader or not.
 const DEBUGGING_REPLICA_ID: i32 = -2;
@@ -140,7 +142,8 @@ fn lookup(
             found(index, start, -1, epoch_at(start))
         }
         // Without tiered storage nothing is tiered.
-        LATEST_TIERED_TIMESTAMP => found(index, -1, -1, -1),
+        // Without remote storage Kafka knows neither offset: -1, -1, epoch -1.
+        LATEST_TIERED_TIMESTAMP | EARLIEST_PENDING_UPLOAD_TIMESTAMP => found(index, -1, -1, -1),
         MAX_TIMESTAMP => match log.max_timestamp_offset() {
             Ok(Some(hit)) if hit.offset.0 < fetchable_end => {
                 found(index, hit.offset.0, hit.timestamp, hit.leader_epoch.0)
