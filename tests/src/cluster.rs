@@ -28,7 +28,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tempfile::TempDir;
 
 use crate::process::{self, LOG_TAIL_BYTES};
-use crate::spate::{SPATE_READY_TIMEOUT_MS, SPATE_STOP_TIMEOUT_MS, spate_binary};
+use crate::spate::{Listeners, SPATE_READY_TIMEOUT_MS, SPATE_STOP_TIMEOUT_MS, spate_binary};
 
 /// Pause between readiness checks.
 const READY_POLL_INTERVAL_MS: u64 = 50;
@@ -265,6 +265,40 @@ impl SpateCluster {
             &node.stderr(),
         )?);
         Ok(())
+    }
+
+    /// The admin HTTP address (metrics, health) node `id` reported in `listeners.json`.
+    pub fn admin_addr(&self, id: usize) -> Result<String> {
+        let file = self.nodes[id].data_dir().join("listeners.json");
+        let text = fs::read_to_string(&file)
+            .with_context(|| format!("node {id} has no {}", file.display()))?;
+        let listeners: Listeners = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a listeners file", file.display()))?;
+        Ok(listeners.admin)
+    }
+
+    /// The sum of every series of the Prometheus metric `name` on node `id` (0 when absent).
+    pub fn metric(&self, id: usize, name: &str) -> Result<f64> {
+        let addr = self.admin_addr(id)?;
+        let mut stream = TcpStream::connect(&addr)
+            .with_context(|| format!("cannot connect to node {id}'s admin listener {addr}"))?;
+        stream.set_read_timeout(Some(Duration::from_millis(REQUEST_IO_TIMEOUT_MS)))?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body)?;
+        let mut sum = 0.0;
+        for line in body.lines() {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            if !(rest.starts_with(' ') || rest.starts_with('{')) {
+                continue;
+            }
+            if let Some(value) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+                sum += value;
+            }
+        }
+        Ok(sum)
     }
 
     /// Waits until node `id` wrote `listeners.json`.

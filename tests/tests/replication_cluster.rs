@@ -105,6 +105,34 @@ fn with_two_of_three_nodes_down_acks_all_is_refused_and_acks_1_is_not() {
     }
 }
 
+/// Waits until node `id`'s Prometheus metrics satisfy `wanted` (gauges are refreshed on a
+/// schedule, not on every change).
+fn wait_metrics(
+    cluster: &SpateCluster,
+    id: usize,
+    what: &str,
+    wanted: impl Fn(&dyn Fn(&str) -> f64) -> bool,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + WAIT_TIMEOUT;
+    loop {
+        let read = |name: &str| cluster.metric(id, name).unwrap_or(f64::NAN);
+        if wanted(&read) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "node {id}'s metrics never showed {what}: under-replicated {}, under min ISR {}, offline {}, ISR shrinks {}, expands {}",
+                read("spate_under_replicated_partitions"),
+                read("spate_under_min_isr_partitions"),
+                read("spate_offline_partitions"),
+                read("spate_isr_shrinks_total"),
+                read("spate_isr_expands_total")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn two_down(cluster: &mut SpateCluster) -> Result<()> {
     const TOPIC: &str = "two-down";
     create_topic(
@@ -132,6 +160,11 @@ fn two_down(cluster: &mut SpateCluster) -> Result<()> {
         p.leader == leader as i32 && p.isr == vec![leader as i32]
     })?;
     println!("with nodes {others:?} down: {views:?}");
+    // The leader's metrics say so: one partition under-replicated and under its minimum ISR.
+    // (Clean stops leave the ISR through the controller, so no leader-side shrink is counted.)
+    wait_metrics(cluster, leader, "the leader alone in the ISR", |m| {
+        m("spate_under_replicated_partitions") >= 1.0 && m("spate_under_min_isr_partitions") >= 1.0
+    })?;
     let (code, _) = workload::produce_raw(&addr, TOPIC, 0, -1, "refused")?;
     ensure!(
         code == NOT_ENOUGH_REPLICAS,
@@ -150,6 +183,14 @@ fn two_down(cluster: &mut SpateCluster) -> Result<()> {
     }
     workload::wait_fully_in_sync(&addresses(cluster, &[0, 1, 2]), TOPIC, WAIT_TIMEOUT)?;
     let leader = workload::partitions(&cluster.bootstrap(0), TOPIC)?[0].leader as usize;
+    // The followers rejoined through the leader: ISR expansions counted, nothing under-
+    // replicated or offline.
+    wait_metrics(cluster, leader, "the ISR whole again", |m| {
+        m("spate_under_replicated_partitions") == 0.0
+            && m("spate_under_min_isr_partitions") == 0.0
+            && m("spate_offline_partitions") == 0.0
+            && m("spate_isr_expands_total") >= 1.0
+    })?;
     let (code, offset) =
         workload::produce_raw(&cluster.bootstrap(leader), TOPIC, 0, -1, "all three back")?;
     ensure!(
