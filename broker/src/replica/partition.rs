@@ -335,6 +335,17 @@ impl Partition {
             self.log
                 .append_as_leader(std::slice::from_ref(&batch), epoch, log_append_time)?;
         if producer_id.0 >= 0 {
+            tracing::trace!(
+                topic = %self.topic,
+                partition = self.index,
+                producer_id = producer_id.0,
+                producer_epoch = batch.producer_epoch().0,
+                first_sequence = batch.base_sequence(),
+                last_sequence = batch.last_sequence(),
+                first_offset = info.first_offset.0,
+                leader_epoch = epoch.0,
+                "appended an idempotent batch as leader"
+            );
             producers.record(
                 producer_id,
                 batch.producer_epoch(),
