@@ -9,8 +9,8 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use spate_protocol::records::{
-    BATCH_HEADER_SIZE_BYTES, Compression, Header, RecordBatch, RecordBatchBuilder, compress,
-    decompress,
+    BATCH_HEADER_SIZE_BYTES, Compression, Header, RecordBatch, RecordBatchBuilder, RecordRules,
+    compress, decompress, validate_records,
 };
 
 /// Batch sizes measured: a typical producer batch (`batch.size` defaults to 16 KiB) and the
@@ -107,6 +107,34 @@ fn header_and_crc(c: &mut Criterion) {
     group.finish();
 }
 
+/// Record-level validation of a produced batch, as the broker runs it on a compacted topic with
+/// a timestamp window: CRC-32C, then every record's framing, key and timestamp.
+fn validation(c: &mut Criterion) {
+    let rules = RecordRules {
+        max_inflated_bytes: BENCH_MAX_INFLATED_BYTES,
+        require_keys: true,
+        timestamp_window_ms: Some((0, i64::MAX)),
+        from_client: true,
+    };
+    let mut group = c.benchmark_group("batch_validate");
+    for size in BATCH_SIZES_BYTES {
+        let bytes = build(Compression::None, size);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(label(size)),
+            &bytes,
+            |b, bytes| {
+                b.iter(|| {
+                    let batch = RecordBatch::new(black_box(bytes.clone())).expect("valid");
+                    batch.verify_crc().expect("crc");
+                    validate_records(&batch, &rules).expect("valid records")
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 /// Zero-copy iteration over an uncompressed batch (validation, compaction, fetch conversion).
 fn record_iteration(c: &mut Criterion) {
     let mut group = c.benchmark_group("record_iteration");
@@ -183,5 +211,12 @@ fn codecs(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, header_and_crc, record_iteration, builder, codecs);
+criterion_group!(
+    benches,
+    header_and_crc,
+    validation,
+    record_iteration,
+    builder,
+    codecs
+);
 criterion_main!(benches);
