@@ -465,14 +465,15 @@ impl Drop for NetCluster {
     fn drop(&mut self) {
         if thread::panicking() {
             eprintln!("{}", self.logs());
-            // `SPATE_E2E_KEEP_LOGS=DIR` keeps every node's whole log there for a post-mortem.
-            if let Some(keep) = std::env::var_os("SPATE_E2E_KEEP_LOGS") {
-                let keep = PathBuf::from(keep);
-                for node in &self.nodes {
-                    let _ = fs::create_dir_all(&keep);
-                    let _ = fs::copy(node.stderr(), keep.join(format!("node-{}.stderr", node.id)));
-                    let _ = fs::copy(node.stdout(), keep.join(format!("node-{}.stdout", node.id)));
-                }
+        }
+        // `SPATE_E2E_KEEP_LOGS=DIR` keeps every node's whole log there for a post-mortem, also
+        // after a run that passed (a known defect it reported, say).
+        if let Some(keep) = std::env::var_os("SPATE_E2E_KEEP_LOGS") {
+            let keep = PathBuf::from(keep);
+            for node in &self.nodes {
+                let _ = fs::create_dir_all(&keep);
+                let _ = fs::copy(node.stderr(), keep.join(format!("node-{}.stderr", node.id)));
+                let _ = fs::copy(node.stdout(), keep.join(format!("node-{}.stdout", node.id)));
             }
         }
         for id in 0..self.nodes.len() {
