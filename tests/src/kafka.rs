@@ -187,7 +187,10 @@ impl KafkaNode {
     /// `kafka-storage format`: the equivalent of Kafka's script, with a fresh cluster id.
     fn format(&self) -> Result<()> {
         let mut cmd = self.java_command("kafka.tools.StorageTool")?;
-        cmd.args(["format", "--cluster-id", &random_cluster_id()?, "--config"])
+        // `--cluster-id=ID` in one argument: a base64 id may start with '-', which the tool's
+        // argument parser would take for an option.
+        let cluster_id = format!("--cluster-id={}", random_cluster_id()?);
+        cmd.args(["format", &cluster_id, "--config"])
             .arg(self.properties());
         process::run(
             &mut cmd,
