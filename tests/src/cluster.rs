@@ -341,21 +341,7 @@ impl SpateCluster {
     /// VM.
     pub fn pause(&mut self, id: usize) {
         if let Some(child) = &self.nodes[id].child {
-            process::signal(child, libc::SIGSTOP);
-            // Returns once the kernel reports the process stopped ('T' in /proc/PID/stat), so
-            // that nothing the test does next can race the stop.
-            let stat = format!("/proc/{}/stat", child.id());
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                let stopped = fs::read_to_string(&stat).is_ok_and(|text| {
-                    text.rsplit_once(')')
-                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
-                });
-                if stopped {
-                    break;
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
+            process::freeze(child);
         }
     }
 

@@ -380,7 +380,7 @@ impl NetCluster {
     /// Freezes node `id` (SIGSTOP): it holds its connections but does nothing.
     pub fn pause(&mut self, id: usize) {
         if let Some(child) = &self.nodes[id].child {
-            process::signal(child, libc::SIGSTOP);
+            process::freeze(child);
         }
     }
 

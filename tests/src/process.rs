@@ -101,6 +101,24 @@ pub fn signal(child: &Child, signal: libc::c_int) {
     }
 }
 
+/// SIGSTOPs `child` and returns once the kernel reports it stopped ('T' in /proc/PID/stat, at
+/// most 2 s), so that nothing a test does next can race the stop.
+pub fn freeze(child: &Child) {
+    signal(child, libc::SIGSTOP);
+    let stat = format!("/proc/{}/stat", child.id());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let stopped = std::fs::read_to_string(&stat).is_ok_and(|text| {
+            text.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        });
+        if stopped {
+            return;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The last `max` bytes of a log file, or a note saying why there is none.
 pub fn tail(path: &Path, max: u64) -> String {
     let Ok(mut f) = File::open(path) else {
