@@ -44,8 +44,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use spate_protocol::error::ErrorCode;
-use spate_protocol::records::{Compression, RecordBatch, RecordBatchBuilder};
-use spate_protocol::types::{ProducerEpoch, ProducerId};
+use spate_protocol::records::{Compression, RecordBatch};
 use support::{Client, TestBroker, encode_request};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
@@ -107,21 +106,7 @@ fn now_ms() -> i64 {
 /// One batch of keyed records, all with `timestamp`, optionally from an idempotent producer
 /// `(id, epoch, base sequence)`.
 fn batch_at(timestamp: i64, keys: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
-    let mut builder = RecordBatchBuilder::new(Compression::None);
-    if let Some((id, epoch, sequence)) = producer {
-        builder = builder.producer(ProducerId(id), ProducerEpoch(epoch), sequence);
-    }
-    for key in keys {
-        builder
-            .append(
-                timestamp,
-                Some(Bytes::copy_from_slice(key.as_bytes())),
-                Some(Bytes::from(format!("value-of-{key}"))),
-                Vec::new(),
-            )
-            .expect("record fits");
-    }
-    builder.build().expect("batch builds")
+    support::keyed_batch(timestamp, keys, producer, Compression::None)
 }
 
 fn batch(keys: &[&str]) -> Bytes {

@@ -15,7 +15,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use spate_protocol::error::ErrorCode;
 use spate_protocol::records::{Compression, RecordBatch, RecordBatchBuilder};
-use spate_protocol::types::{ProducerEpoch, ProducerId};
 use support::{Client, TestBroker};
 
 fn topic_name(name: &str) -> TopicName {
@@ -54,21 +53,7 @@ fn batch(producer: Option<(i64, i16, i32)>, keys: &[&str], compression: Compress
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as i64;
-    let mut builder = RecordBatchBuilder::new(compression);
-    if let Some((id, epoch, sequence)) = producer {
-        builder = builder.producer(ProducerId(id), ProducerEpoch(epoch), sequence);
-    }
-    for key in keys {
-        builder
-            .append(
-                now,
-                Some(Bytes::copy_from_slice(key.as_bytes())),
-                Some(Bytes::from(format!("value-of-{key}"))),
-                Vec::new(),
-            )
-            .expect("record fits");
-    }
-    builder.build().expect("batch builds")
+    support::keyed_batch(now, keys, producer, compression)
 }
 
 async fn produce(client: &mut Client, topic: &str, records: Bytes) -> (i16, i64) {

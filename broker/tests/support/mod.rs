@@ -173,3 +173,30 @@ pub fn api_versions_v0_error(mut frame: Bytes) -> (i32, i16) {
     let correlation_id = frame.get_i32();
     (correlation_id, frame.get_i16())
 }
+
+/// One batch of keyed records (values `value-of-<key>`), all stamped `timestamp`, compressed with
+/// `compression`, optionally from an idempotent producer `(id, epoch, base sequence)`.
+pub fn keyed_batch(
+    timestamp: i64,
+    keys: &[&str],
+    producer: Option<(i64, i16, i32)>,
+    compression: spate_protocol::records::Compression,
+) -> Bytes {
+    use spate_protocol::records::RecordBatchBuilder;
+    use spate_protocol::types::{ProducerEpoch, ProducerId};
+    let mut builder = RecordBatchBuilder::new(compression);
+    if let Some((id, epoch, sequence)) = producer {
+        builder = builder.producer(ProducerId(id), ProducerEpoch(epoch), sequence);
+    }
+    for key in keys {
+        builder
+            .append(
+                timestamp,
+                Some(Bytes::copy_from_slice(key.as_bytes())),
+                Some(Bytes::from(format!("value-of-{key}"))),
+                Vec::new(),
+            )
+            .expect("record fits");
+    }
+    builder.build().expect("batch builds")
+}
