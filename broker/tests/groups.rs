@@ -1,7 +1,8 @@
 //! The group coordinator at the protocol level, over a real socket against an in-process broker:
 //! FindCoordinator (10), JoinGroup (11), Heartbeat (12), LeaveGroup (13), SyncGroup (14),
 //! DescribeGroups (15), ListGroups (16), DeleteGroups (42), OffsetCommit (8), OffsetFetch (9),
-//! OffsetDelete (47) and ConsumerGroupHeartbeat (68). Bad input — unknown member ids, stale
+//! OffsetDelete (47) and ConsumerGroupHeartbeat (68), with OffsetCommit and OffsetFetch v10
+//! naming topics by id. Bad input — unknown member ids, stale
 //! generations, fenced static members, commits for unknown topics, oversized metadata — gets
 //! Kafka's error codes, and the group keeps working afterwards.
 
@@ -14,21 +15,23 @@ use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
+use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
     DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
-    SyncGroupResponse, TopicName,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use spate_broker::server::{RunningServer, ServeOptions, start};
@@ -36,6 +39,7 @@ use spate_broker::settings::BrokerSettings;
 use spate_protocol::error::ErrorCode;
 use spate_protocol::types::NodeId;
 use support::Client;
+use uuid::Uuid;
 
 /// A broker with group settings that keep the tests fast: no initial rebalance delay.
 struct GroupBroker {
@@ -745,6 +749,179 @@ async fn offset_commit_and_fetch_errors_and_restart() {
 /// Group metadata that does not fit the offsets topic's `max.message.bytes` fails the leader's
 /// SyncGroup with UNKNOWN_SERVER_ERROR (Kafka's mapping of RECORD_TOO_LARGE), and the group
 /// recovers with a smaller assignment instead of being corrupted.
+/// A group's answer in OffsetFetch v8: id, error, and (topic, partition, offset) sorted.
+type GroupOffsets = (String, i16, Vec<(String, i32, i64)>);
+
+/// The id of `topic`, from Metadata.
+async fn topic_id(client: &mut Client, topic: &str) -> Uuid {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(TopicName(s(topic)))),
+    ]));
+    let response: MetadataResponse = client.send(ApiKey::Metadata, 12, &request).await;
+    assert_eq!(response.topics[0].error_code, 0);
+    response.topics[0].topic_id
+}
+
+/// A simple (`assign()`) commit of one partition, naming the topic by id (OffsetCommit v10).
+fn commit_by_id(group: &str, topic_id: Uuid, partition: i32, offset: i64) -> OffsetCommitRequest {
+    let mut request = commit_request(group, "", -1, "", partition, offset);
+    request.topics[0].topic_id = topic_id;
+    request
+}
+
+/// (topic id, partition, committed offset, error) of every partition in a v10 group answer.
+fn by_id_offsets(group: &OffsetFetchResponseGroup) -> Vec<(Uuid, i32, i64, i16)> {
+    group
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.topic_id,
+                    p.partition_index,
+                    p.committed_offset,
+                    p.error_code,
+                )
+            })
+        })
+        .collect()
+}
+
+/// OffsetCommit v10 and OffsetFetch v10 name topics by id (Kafka 4.x's consumer uses them
+/// whenever it knows every id): an id no topic has is UNKNOWN_TOPIC_ID for its partitions,
+/// while the rest of the request is served; answers carry the ids. OffsetFetch v8+ answers
+/// several groups in one request, each with its own topics, errors and "all topics" choice.
+#[tokio::test]
+async fn offset_fetch_batches_groups_and_names_topics_by_id() {
+    let broker = GroupBroker::start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "orders", 2).await;
+    create_topic(&mut client, "ledger", 1).await;
+    let orders = topic_id(&mut client, "orders").await;
+    let ledger = topic_id(&mut client, "ledger").await;
+    let unknown = Uuid::from_u128(0x5EED);
+    for group in ["by-name", "by-id"] {
+        find_coordinator(&mut client, group).await;
+    }
+
+    // By name (v9) and by id (v10) commit the same way.
+    let by_name = commit_request("by-name", "", -1, "orders", 0, 5);
+    assert_eq!(commit(&mut client, 9, &by_name).await, 0);
+    let by_name = commit_request("by-name", "", -1, "ledger", 0, 7);
+    assert_eq!(commit(&mut client, 9, &by_name).await, 0);
+    assert_eq!(
+        commit(&mut client, 10, &commit_by_id("by-id", orders, 1, 11)).await,
+        0
+    );
+    assert_eq!(
+        commit(&mut client, 10, &commit_by_id("by-id", ledger, 0, 3)).await,
+        0
+    );
+    // An unknown id fails its partitions only; a known id with a missing partition is
+    // UNKNOWN_TOPIC_OR_PARTITION, as by name.
+    let mut mixed = commit_by_id("by-id", unknown, 0, 1);
+    mixed
+        .topics
+        .push(commit_by_id("by-id", orders, 9, 1).topics.remove(0));
+    mixed
+        .topics
+        .push(commit_by_id("by-id", orders, 0, 2).topics.remove(0));
+    let response: OffsetCommitResponse = client.send(ApiKey::OffsetCommit, 10, &mixed).await;
+    let answered: Vec<(Uuid, i16)> = response
+        .topics
+        .iter()
+        .map(|t| (t.topic_id, t.partitions[0].error_code))
+        .collect();
+    assert_eq!(
+        answered,
+        vec![
+            (unknown, ErrorCode::UnknownTopicId.code()),
+            (orders, ErrorCode::UnknownTopicOrPartition.code()),
+            (orders, 0),
+        ]
+    );
+
+    // v8: three groups in one request — all topics, chosen partitions, a group with no commits.
+    let group = |id: &str, topics: Option<Vec<OffsetFetchRequestTopics>>| {
+        OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(s(id)))
+            .with_topics(topics)
+    };
+    let named = |topic: &str, partitions: Vec<i32>| {
+        OffsetFetchRequestTopics::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_indexes(partitions)
+    };
+    let request = OffsetFetchRequest::default().with_groups(vec![
+        group("by-name", None),
+        group("by-id", Some(vec![named("orders", vec![0, 1])])),
+        group("never-committed", Some(vec![named("orders", vec![1])])),
+    ]);
+    let response: OffsetFetchResponse = client.send(ApiKey::OffsetFetch, 8, &request).await;
+    let answered: Vec<GroupOffsets> = response
+        .groups
+        .iter()
+        .map(|g| {
+            let mut offsets: Vec<(String, i32, i64)> = g
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| {
+                        assert_eq!(p.error_code, 0);
+                        (t.name.0.to_string(), p.partition_index, p.committed_offset)
+                    })
+                })
+                .collect();
+            offsets.sort();
+            (g.group_id.0.to_string(), g.error_code, offsets)
+        })
+        .collect();
+    let row = |t: &str, p: i32, o: i64| (t.to_string(), p, o);
+    assert_eq!(
+        answered,
+        vec![
+            (
+                "by-name".to_string(),
+                0,
+                vec![row("ledger", 0, 7), row("orders", 0, 5)]
+            ),
+            (
+                "by-id".to_string(),
+                0,
+                vec![row("orders", 0, 2), row("orders", 1, 11)]
+            ),
+            ("never-committed".to_string(), 0, vec![row("orders", 1, -1)]),
+        ]
+    );
+
+    // v10: the same by id; an unknown id answers UNKNOWN_TOPIC_ID beside the known ones.
+    let with_id = |id: Uuid, partitions: Vec<i32>| {
+        OffsetFetchRequestTopics::default()
+            .with_topic_id(id)
+            .with_partition_indexes(partitions)
+    };
+    let request = OffsetFetchRequest::default().with_groups(vec![
+        group("by-name", None),
+        group(
+            "by-id",
+            Some(vec![with_id(orders, vec![1]), with_id(unknown, vec![0])]),
+        ),
+    ]);
+    let response: OffsetFetchResponse = client.send(ApiKey::OffsetFetch, 10, &request).await;
+    let mut all = by_id_offsets(&response.groups[0]);
+    all.sort();
+    let mut expected = vec![(orders, 0, 5, 0), (ledger, 0, 7, 0)];
+    expected.sort();
+    assert_eq!(all, expected);
+    assert_eq!(
+        by_id_offsets(&response.groups[1]),
+        vec![
+            (orders, 1, 11, 0),
+            (unknown, 0, -1, ErrorCode::UnknownTopicId.code())
+        ]
+    );
+}
+
 #[tokio::test]
 async fn oversized_group_metadata_fails_the_sync_not_the_group() {
     let broker = GroupBroker::start().await;

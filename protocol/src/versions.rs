@@ -2,9 +2,8 @@
 //! pipeline refuses anything outside it.
 //!
 //! Each range is the one Apache Kafka 4.3 advertises for that API, capped by what the
-//! `kafka-protocol` schemas can decode (ListOffsets v11 and DescribeLogDirs v5 are patched into
-//! the vendored crate; OffsetCommit v10 and OffsetFetch v10, which name topics by id, are not
-//! decoded by the crate's request schemas, so clients use v9, which Kafka 4.3 serves as well).
+//! `kafka-protocol` schemas can decode (ListOffsets v11, DescribeLogDirs v5 and the topic-id
+//! versions of OffsetCommit and OffsetFetch, v10, are patched into the vendored crate).
 //! Produce is advertised from v0 exactly as Kafka 4 does (KAFKA-18659: librdkafka turns
 //! compression off unless v0 is listed), while v0-v2 requests themselves are refused, again as
 //! Kafka 4 refuses them.
@@ -36,8 +35,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, Versions)] = &[
     (ApiKey::Fetch, Versions { min: 4, max: 18 }),
     (ApiKey::ListOffsets, Versions { min: 1, max: 11 }),
     (ApiKey::Metadata, Versions { min: 0, max: 13 }),
-    (ApiKey::OffsetCommit, Versions { min: 2, max: 9 }),
-    (ApiKey::OffsetFetch, Versions { min: 1, max: 9 }),
+    (ApiKey::OffsetCommit, Versions { min: 2, max: 10 }),
+    (ApiKey::OffsetFetch, Versions { min: 1, max: 10 }),
     (ApiKey::FindCoordinator, Versions { min: 0, max: 6 }),
     (ApiKey::JoinGroup, Versions { min: 0, max: 9 }),
     (ApiKey::Heartbeat, Versions { min: 0, max: 4 }),

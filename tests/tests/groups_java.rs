@@ -1,6 +1,6 @@
 //! The Java client (kafka-clients 4.3.1) in consumer groups, with the classic protocol
 //! (JoinGroup/SyncGroup) and with the KIP-848 consumer protocol (ConsumerGroupHeartbeat with
-//! server-side assignment, OffsetCommit/OffsetFetch v9 with member epochs).
+//! server-side assignment, OffsetCommit/OffsetFetch with member epochs).
 
 use anyhow::Result;
 use spate_e2e::clients::KafkaClient;

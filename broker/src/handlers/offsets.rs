@@ -23,6 +23,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use spate_controller::image::MetadataImage;
 use spate_protocol::error::ErrorCode;
+use uuid::Uuid;
 
 use crate::Broker;
 use crate::group::records::OffsetCommitValue;
@@ -37,6 +38,14 @@ const OFFSET_COMMIT_RETENTION_MAX_VERSION: i16 = 4;
 const OFFSET_FETCH_MULTI_GROUP_VERSION: i16 = 8;
 /// OffsetFetch version with a top-level error code.
 const OFFSET_FETCH_TOP_LEVEL_ERROR_VERSION: i16 = 2;
+/// First OffsetCommit and OffsetFetch version naming topics by id instead of by name.
+const TOPIC_ID_VERSION: i16 = 10;
+
+/// The name of a topic given by id, as Kafka's `KafkaApis` resolves it before the coordinator
+/// sees the request; `None` when no topic has that id (UNKNOWN_TOPIC_ID).
+fn topic_name_by_id(image: &MetadataImage, id: &Uuid) -> Option<String> {
+    image.topic_by_id(id).map(|t| t.name.clone())
+}
 
 fn partition_exists(image: &MetadataImage, topic: &str, partition: i32) -> bool {
     image
@@ -56,12 +65,25 @@ pub async fn offset_commit(
     let mut slots: Vec<(usize, i32, Option<i16>)> = Vec::new();
     let mut entries = Vec::new();
     for (t, topic) in request.topics.iter().enumerate() {
-        let name = topic.name.0.as_str();
+        let name = if version >= TOPIC_ID_VERSION {
+            match topic_name_by_id(&image, &topic.topic_id) {
+                Some(name) => name,
+                None => {
+                    for partition in &topic.partitions {
+                        let error = ErrorCode::UnknownTopicId.code();
+                        slots.push((t, partition.partition_index, Some(error)));
+                    }
+                    continue;
+                }
+            }
+        } else {
+            topic.name.0.as_str().to_string()
+        };
         for partition in &topic.partitions {
             let index = partition.partition_index;
-            if partition_exists(&image, name, index) {
+            if partition_exists(&image, &name, index) {
                 entries.push(OffsetCommitEntry {
-                    topic: name.to_string(),
+                    topic: name.clone(),
                     partition: index,
                     offset: partition.committed_offset,
                     leader_epoch: partition.committed_leader_epoch,
@@ -110,7 +132,11 @@ pub async fn offset_commit(
     let mut topics: Vec<OffsetCommitResponseTopic> = request
         .topics
         .iter()
-        .map(|t| OffsetCommitResponseTopic::default().with_name(t.name.clone()))
+        .map(|t| {
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
+        })
         .collect();
     for (t, index, preset) in slots {
         let error = preset.unwrap_or_else(|| outcomes.next().unwrap_or(0));
@@ -176,19 +202,34 @@ pub async fn offset_fetch(
     let image = broker.metadata.image();
     if version >= OFFSET_FETCH_MULTI_GROUP_VERSION {
         let mut groups = Vec::with_capacity(request.groups.len());
+        let by_id = version >= TOPIC_ID_VERSION;
         for group in &request.groups {
+            // Topics named by an id no topic has: answered UNKNOWN_TOPIC_ID per partition.
+            let mut unknown_ids = Vec::new();
+            let topics = group.topics.as_ref().map(|topics| {
+                topics
+                    .iter()
+                    .filter_map(|t| {
+                        let name = if by_id {
+                            let name = topic_name_by_id(&image, &t.topic_id);
+                            if name.is_none() {
+                                unknown_ids.push(t);
+                            }
+                            name?
+                        } else {
+                            t.name.0.as_str().to_string()
+                        };
+                        Some((name, t.partition_indexes.clone()))
+                    })
+                    .collect()
+            });
             let fetch = GroupFetch {
                 group_id: group.group_id.0.as_str().to_string(),
                 member: group
                     .member_id
                     .as_ref()
                     .map(|m| (m.as_str().to_string(), group.member_epoch)),
-                topics: group.topics.as_ref().map(|topics| {
-                    topics
-                        .iter()
-                        .map(|t| (t.name.0.as_str().to_string(), t.partition_indexes.clone()))
-                        .collect()
-                }),
+                topics,
             };
             let response =
                 OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
@@ -196,10 +237,18 @@ pub async fn offset_fetch(
                 Ok(fetched) => response.with_topics(
                     by_topic(fetched)
                         .into_iter()
-                        .map(|(topic, partitions)| {
-                            OffsetFetchResponseTopics::default()
+                        .filter_map(|(topic, partitions)| {
+                            // By id, a committed topic that no longer exists has no id to
+                            // answer with and is left out, as Kafka does.
+                            let topic_id = image.topic(&topic).map(|t| t.id);
+                            if by_id && topic_id.is_none() {
+                                return None;
+                            }
+                            let response = OffsetFetchResponseTopics::default()
                                 .with_name(TopicName(StrBytes::from_string(topic)))
-                                .with_partitions(
+                                .with_topic_id(topic_id.unwrap_or_else(Uuid::nil));
+                            Some(
+                                response.with_partitions(
                                     partitions
                                         .into_iter()
                                         .map(|(p, value)| {
@@ -213,8 +262,25 @@ pub async fn offset_fetch(
                                                 )))
                                         })
                                         .collect(),
-                                )
+                                ),
+                            )
                         })
+                        .chain(unknown_ids.iter().map(|t| {
+                            OffsetFetchResponseTopics::default()
+                                .with_topic_id(t.topic_id)
+                                .with_partitions(
+                                    t.partition_indexes
+                                        .iter()
+                                        .map(|p| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(*p)
+                                                .with_committed_offset(-1)
+                                                .with_metadata(Some(StrBytes::default()))
+                                                .with_error_code(ErrorCode::UnknownTopicId.code())
+                                        })
+                                        .collect(),
+                                )
+                        }))
                         .collect(),
                 ),
                 Err(error) => response.with_error_code(map_group_error(&error).code()),
