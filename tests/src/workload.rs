@@ -151,7 +151,11 @@ impl ContinuousProducer {
             config.set(*key, *value);
         }
         if let Ok(debug) = std::env::var("SPATE_E2E_RDKAFKA_DEBUG") {
-            config.set("debug", debug);
+            // The client's log level otherwise follows the `log` crate's, which lets only
+            // errors through here.
+            config
+                .set("debug", debug)
+                .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
         }
         let producer: BaseProducer<RecordingContext> = config
             .create_with_context(RecordingContext {
