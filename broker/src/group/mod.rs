@@ -56,7 +56,7 @@ use crate::group::consumer::{
 pub use crate::group::error::{AppendFailure, GroupError};
 use crate::group::records::{CoordinatorRecord, GroupMetadataValue, OffsetCommitValue, RecordKey};
 use crate::replica::partition::replicated::CommitError;
-use crate::replica::partition::{Isolation, Partition, ProduceError};
+use crate::replica::partition::{Partition, ProduceError};
 
 /// The internal topic holding groups and offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -603,10 +603,12 @@ impl GroupCoordinator {
         let mut loaded: HashMap<String, LoadingGroup> = HashMap::new();
         let mut records_read = 0usize;
         let mut next = partition.log.log_start_offset().0;
-        let end = partition.high_watermark();
-        'read: while next < end {
-            let read = match partition.read(next, LOAD_READ_BYTES, Isolation::ReadUncommitted, true)
-            {
+        // To the log end, not the high watermark, as Kafka's loader reads: a new leader's high
+        // watermark may still trail records the old leader had acknowledged, and it never
+        // truncates its own log while it leads.
+        let end = partition.log.log_end_offset();
+        'read: while next < end.0 {
+            let read = match partition.log.read(Offset(next), LOAD_READ_BYTES, end, true) {
                 Ok(read) => read,
                 Err(error) => {
                     tracing::error!(partition = index, offset = next, %error, "offsets partition read failed; groups after it are not loaded");
