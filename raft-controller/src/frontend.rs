@@ -198,6 +198,11 @@ pub trait MetadataFrontend: Send + Sync + 'static {
     fn controller_id(&self) -> Option<NodeId> {
         None
     }
+    /// Whether this node's broker went a whole session without an acknowledged heartbeat, so
+    /// the controller may have fenced it without this node knowing.
+    fn broker_session_lapsed(&self) -> bool {
+        false
+    }
     /// The quorum's state as its leader sees it.
     fn describe_quorum(&self) -> BoxFuture<Result<QuorumDescription, ControllerError>> {
         Box::pin(async {

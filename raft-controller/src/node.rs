@@ -301,6 +301,12 @@ struct LocalBroker {
     next_heartbeat_ms: u64,
     heartbeat_pending: bool,
     stopped: bool,
+    /// When the heartbeat in flight (or the last one) was sent.
+    heartbeat_sent_ms: u64,
+    /// Until when the controller is sure to count this broker's session alive: the send time
+    /// of the last acknowledged heartbeat plus the session timeout (the controller counts from
+    /// the later receipt). `None` before the first acknowledgement.
+    session_lease_until_ms: Option<u64>,
 }
 
 /// What the leader knows of a peer's replication, for DescribeQuorum.
@@ -530,6 +536,14 @@ impl<B: LogBackend> QuorumNode<B> {
         &self.learners
     }
 
+    /// Until when (this node's clock) the controller is sure to count the local broker's
+    /// session alive; `None` before its first acknowledged heartbeat.
+    pub fn broker_session_lease_until_ms(&self) -> Option<u64> {
+        self.local_broker
+            .as_ref()
+            .and_then(|local| local.session_lease_until_ms)
+    }
+
     /// Index of the newest snapshot.
     pub fn snapshot_index(&self) -> u64 {
         self.raw.store().snapshot_index()
@@ -679,6 +693,8 @@ impl<B: LogBackend> QuorumNode<B> {
                 next_heartbeat_ms: self.now_ms,
                 heartbeat_pending: false,
                 stopped: false,
+                heartbeat_sent_ms: self.now_ms,
+                session_lease_until_ms: None,
             });
         }
         if let Command::Request(ControllerRequest::ControlledShutdown { broker_id, .. }) = &command
@@ -964,9 +980,22 @@ impl<B: LogBackend> QuorumNode<B> {
     fn internal_done(&mut self, kind: Internal, result: Result<CommandReply, ControllerError>) {
         match kind {
             Internal::Heartbeat => {
+                let session_timeout_ms = self.config.broker_session_timeout_ms;
+                // A leader answers its own broker's heartbeat without the other voters; the
+                // answer counts only from when a majority last answered it, or a leader cut
+                // off from the rest would go on renewing its own lease.
+                let quorum_contact_ms = self.is_leader().then(|| self.quorum_contact_ms());
                 if let Some(local) = &mut self.local_broker {
                     local.heartbeat_pending = false;
                     match &result {
+                        Ok(CommandReply::Reply(ControllerReply::BrokerHeartbeat {
+                            fenced: false,
+                        })) => {
+                            let since = quorum_contact_ms.map_or(local.heartbeat_sent_ms, |c| {
+                                c.min(local.heartbeat_sent_ms)
+                            });
+                            local.session_lease_until_ms = Some(since + session_timeout_ms);
+                        }
                         Ok(CommandReply::Reply(ControllerReply::BrokerHeartbeat {
                             fenced: true,
                         })) => {
@@ -1003,6 +1032,34 @@ impl<B: LogBackend> QuorumNode<B> {
         }
     }
 
+    /// For a leader: the latest time by which a majority of the voters (itself included) had
+    /// answered it.
+    fn quorum_contact_ms(&self) -> u64 {
+        let me = raft_id(self.config.node_id);
+        let mut heard: Vec<u64> = self
+            .raw
+            .raft
+            .prs()
+            .conf()
+            .voters()
+            .ids()
+            .iter()
+            .map(|id| {
+                if id == me {
+                    self.now_ms
+                } else {
+                    self.peers_seen
+                        .get(&node_id(id))
+                        .and_then(|seen| seen.last_fetch_ms)
+                        .unwrap_or(0)
+                }
+            })
+            .collect();
+        heard.sort_unstable_by(|a, b| b.cmp(a));
+        let majority = heard.len() / 2 + 1;
+        heard.get(majority - 1).copied().unwrap_or(0)
+    }
+
     /// Sends this node's broker heartbeat when it is due.
     fn local_heartbeat(&mut self) {
         let now = self.now_ms;
@@ -1017,6 +1074,7 @@ impl<B: LogBackend> QuorumNode<B> {
             return;
         }
         local.heartbeat_pending = true;
+        local.heartbeat_sent_ms = now;
         local.next_heartbeat_ms = now + interval;
         let deadline_ms = now + self.config.request_timeout_ms;
         self.enqueue(Pending {

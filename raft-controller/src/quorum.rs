@@ -139,6 +139,9 @@ pub struct QuorumStatus {
     pub commit_index: u64,
     /// Index of the newest snapshot.
     pub snapshot_index: u64,
+    /// Until when (the member's clock, see [`RaftQuorum::now_ms`]) the controller is sure to
+    /// count the local broker's session alive.
+    pub session_lease_until_ms: Option<u64>,
 }
 
 type ReplySender = oneshot::Sender<Result<CommandReply, ControllerError>>;
@@ -162,6 +165,9 @@ pub struct RaftQuorum {
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     registration_timeout: Duration,
+    /// The member's clock: monotonic from `started`, counted from the wall clock then.
+    started: Instant,
+    wall_start_ms: u64,
 }
 
 fn wall_clock_ms() -> u64 {
@@ -284,6 +290,8 @@ impl RaftQuorum {
             shutdown,
             thread: Mutex::new(Some(thread)),
             registration_timeout: Duration::from_millis(timing.initial_registration_timeout_ms),
+            started,
+            wall_start_ms,
         }))
     }
 
@@ -295,6 +303,21 @@ impl RaftQuorum {
     /// The member's state.
     pub fn status(&self) -> QuorumStatus {
         self.status.lock().clone()
+    }
+
+    /// The member's clock, in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.wall_start_ms + self.started.elapsed().as_millis() as u64
+    }
+
+    /// Whether the local broker has gone a whole session without an acknowledged heartbeat:
+    /// the controller may have fenced it and moved its leaderships elsewhere, and this node,
+    /// out of contact, cannot know. False before the first acknowledgement.
+    pub fn broker_session_lapsed(&self) -> bool {
+        self.status
+            .lock()
+            .session_lease_until_ms
+            .is_some_and(|until| self.now_ms() > until)
     }
 
     fn stopped_error(&self) -> ControllerError {
@@ -474,6 +497,10 @@ impl MetadataFrontend for RaftQuorum {
         self.status.lock().leader
     }
 
+    fn broker_session_lapsed(&self) -> bool {
+        RaftQuorum::broker_session_lapsed(self)
+    }
+
     fn describe_quorum(&self) -> BoxFuture<Result<QuorumDescription, ControllerError>> {
         let reply = self.command(Command::DescribeQuorum);
         let voter_addresses = self.voters.clone();
@@ -597,6 +624,7 @@ impl Driver {
             applied_index: self.node.applied_index(),
             commit_index: self.node.commit_index(),
             snapshot_index: self.node.snapshot_index(),
+            session_lease_until_ms: self.node.broker_session_lease_until_ms(),
         };
         let mut shared = self.status.lock();
         if *shared != status {

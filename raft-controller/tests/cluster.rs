@@ -453,6 +453,62 @@ async fn a_silent_broker_is_fenced_and_a_clean_stop_moves_leadership_first() {
     cluster.stop_all().await;
 }
 
+/// A broker knows when its session may have lapsed: with no acknowledged heartbeat for
+/// `broker.session.timeout.ms` (here its two peers are gone, so nothing can be acknowledged),
+/// `broker_session_lapsed` turns true, and false again once heartbeats are acknowledged. The
+/// node is the quorum leader, which answers its own heartbeats: they count only from the last
+/// time a majority answered it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_out_of_contact_for_a_session_knows_it() {
+    let timing = QuorumTiming {
+        broker_session_timeout_ms: 1_500,
+        broker_heartbeat_interval_ms: 300,
+        leader_rebalance_interval_ms: None,
+        ..QuorumTiming::default()
+    };
+    let mut cluster = Cluster::start(3, timing).await;
+    // The quorum leader: it answers its own heartbeats, and must still notice.
+    let alone = cluster.leader(Duration::from_secs(5)).await;
+    // Heartbeats are acknowledged: no node's session is in doubt.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for id in 0..3 {
+        assert!(!cluster.node(id).broker_session_lapsed(), "node {id}");
+    }
+    let others: Vec<usize> = (0..3).filter(|id| *id != alone).collect();
+    for id in &others {
+        cluster.stop(*id).await;
+    }
+    let cut = Instant::now();
+    // Still within the session of the last acknowledged heartbeat.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!cluster.node(alone).broker_session_lapsed());
+    while !cluster.node(alone).broker_session_lapsed() {
+        assert!(
+            cut.elapsed() < Duration::from_secs(5),
+            "no lapse noticed {:?} after losing the quorum",
+            cut.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let noticed = cut.elapsed();
+    assert!(
+        noticed <= Duration::from_millis(1_500 + 300),
+        "noticed only after {noticed:?}"
+    );
+    for id in &others {
+        cluster.launch(*id).await;
+    }
+    let back = Instant::now();
+    while cluster.node(alone).broker_session_lapsed() {
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "the lapse outlived the quorum's return"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.stop_all().await;
+}
+
 /// The voters of a new cluster start at different times: the first one keeps trying to register
 /// until a quorum exists (within `initial.broker.registration.timeout.ms`), rather than giving
 /// up after one request timeout.
