@@ -85,6 +85,27 @@ impl Broker {
             .controller_id()
             .map_or(self.node_id.0, |id| id.0)
     }
+
+    /// Whether this node's leadership of `partition` is in doubt: it went a whole broker session
+    /// without an acknowledged heartbeat, and the partition's in-sync replicas name another
+    /// broker that was alive when this node last heard. The controller has then likely fenced
+    /// this node and elected that replica, which this node, out of contact, cannot learn.
+    /// Kafka goes on serving as leader from its stale metadata until produce requests time
+    /// out; Spate refuses produce with NOT_LEADER_OR_FOLLOWER and answers the leadership in
+    /// Metadata as unavailable, so clients find the new leader within the session timeout
+    /// (docs/architecture.md). A leader left alone in its ISR (the others stopped or fenced)
+    /// has no one to be replaced by and goes on serving, as Kafka's does.
+    pub fn leadership_in_doubt(
+        &self,
+        image: &spate_controller::image::MetadataImage,
+        partition: &spate_controller::image::PartitionState,
+    ) -> bool {
+        partition.leader == Some(self.node_id)
+            && self.metadata.broker_session_lapsed()
+            && partition.isr.iter().any(|replica| {
+                *replica != self.node_id && image.broker(*replica).is_some_and(|b| !b.fenced)
+            })
+    }
 }
 
 /// How long an admin request waits for this node to apply its own committed change before

@@ -37,7 +37,14 @@ pub(crate) fn broker_list(image: &MetadataImage) -> Vec<MetadataResponseBroker> 
         .collect()
 }
 
-fn topic_response(image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTopic {
+/// A topic's partitions as the image has them, except that leaderships of this node that are in
+/// doubt ([`Broker::leadership_in_doubt`]) are answered as LEADER_NOT_AVAILABLE, so clients
+/// look for the new leaders elsewhere instead of coming back.
+fn topic_response(
+    broker: &Broker,
+    image: &MetadataImage,
+    topic: &TopicImage,
+) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .values()
@@ -48,14 +55,15 @@ fn topic_response(image: &MetadataImage, topic: &TopicImage) -> MetadataResponse
                 .filter(|r| image.broker(**r).is_none_or(|b| b.fenced))
                 .map(|r| BrokerId(r.0))
                 .collect();
-            let error_code = match p.leader {
+            let leader = p.leader.filter(|_| !broker.leadership_in_doubt(image, p));
+            let error_code = match leader {
                 Some(_) => spate_protocol::error::NONE,
                 None => ErrorCode::LeaderNotAvailable.code(),
             };
             MetadataResponsePartition::default()
                 .with_error_code(error_code)
                 .with_partition_index(p.id.0)
-                .with_leader_id(BrokerId(p.leader.map_or(-1, |l| l.0)))
+                .with_leader_id(BrokerId(leader.map_or(-1, |l| l.0)))
                 .with_leader_epoch(p.leader_epoch.0)
                 .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(r.0)).collect())
                 .with_isr_nodes(p.isr.iter().map(|r| BrokerId(r.0)).collect())
@@ -95,7 +103,7 @@ pub async fn handle(
         let image = broker.metadata.image();
         let mut all: Vec<_> = image.topics().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
-        topics.extend(all.iter().map(|t| topic_response(&image, t)));
+        topics.extend(all.iter().map(|t| topic_response(broker, &image, t)));
     } else {
         let requested = request.topics.unwrap_or_default();
         let auto_create =
@@ -124,7 +132,7 @@ pub async fn handle(
                 .filter(|_| requested.topic_id.is_nil());
             let response = match name {
                 Some(name) => match image.topic(name.0.as_str()) {
-                    Some(topic) => topic_response(&image, topic),
+                    Some(topic) => topic_response(broker, &image, topic),
                     None => {
                         let error = if auto_create
                             && spate_controller::controller::validate_topic_name(name.0.as_str())
@@ -138,7 +146,7 @@ pub async fn handle(
                     }
                 },
                 None => match image.topic_by_id(&requested.topic_id) {
-                    Some(topic) => topic_response(&image, topic),
+                    Some(topic) => topic_response(broker, &image, topic),
                     None => error_topic(None, requested.topic_id, ErrorCode::UnknownTopicId),
                 },
             };

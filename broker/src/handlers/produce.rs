@@ -261,6 +261,21 @@ fn produce_partition(
         };
         return (failed(index, code, None), None);
     };
+    // The image is looked at only once the session lapsed (rare), not on every append.
+    let in_doubt = broker.metadata.broker_session_lapsed() && {
+        let image = broker.metadata.image();
+        image
+            .topic(topic)
+            .and_then(|t| t.partitions.get(&index))
+            .is_some_and(|state| broker.leadership_in_doubt(&image, state))
+    };
+    if in_doubt {
+        let message = "this broker lost contact with the controller; its leadership may have moved";
+        return (
+            failed(index, ErrorCode::NotLeaderOrFollower, Some(message.into())),
+            None,
+        );
+    }
     let Some(records) = records else {
         return (
             failed(
