@@ -349,6 +349,8 @@ pub struct QuorumNode<B: LogBackend> {
     /// Followers a snapshot was sent to in this ready cycle.
     snapshots_sent: Vec<u64>,
     peers_seen: BTreeMap<NodeId, PeerSeen>,
+    /// When a message from another member last arrived (any kind: raft traffic, forwards).
+    last_peer_contact_ms: Option<u64>,
     outputs: Outputs,
 }
 
@@ -470,6 +472,7 @@ impl<B: LogBackend> QuorumNode<B> {
             snapshot_wanted: false,
             snapshots_sent: Vec::new(),
             peers_seen: BTreeMap::new(),
+            last_peer_contact_ms: None,
             outputs: Outputs::default(),
             config,
         };
@@ -536,12 +539,19 @@ impl<B: LogBackend> QuorumNode<B> {
         &self.learners
     }
 
-    /// Until when (this node's clock) the controller is sure to count the local broker's
-    /// session alive; `None` before its first acknowledged heartbeat.
+    /// Until when (this node's clock) the local broker's session is beyond doubt; `None` before
+    /// its first acknowledged heartbeat. That is until a session timeout after the last
+    /// acknowledged heartbeat, or after the last message from another member, whichever is
+    /// later: while other members are heard from (votes during a controller election, say), no
+    /// controller fences this broker behind its back, since a new controller starts every
+    /// session afresh; only a node heard from by no one for a whole session may have been
+    /// fenced and replaced without knowing.
     pub fn broker_session_lease_until_ms(&self) -> Option<u64> {
-        self.local_broker
-            .as_ref()
-            .and_then(|local| local.session_lease_until_ms)
+        let acknowledged = self.local_broker.as_ref()?.session_lease_until_ms?;
+        let heard = self
+            .last_peer_contact_ms
+            .map_or(0, |t| t + self.config.broker_session_timeout_ms);
+        Some(acknowledged.max(heard))
     }
 
     /// Index of the newest snapshot.
@@ -624,6 +634,9 @@ impl<B: LogBackend> QuorumNode<B> {
     /// Handles a message from `from`.
     pub fn receive(&mut self, from: NodeId, message: PeerMessage, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
+        if from != self.config.node_id {
+            self.last_peer_contact_ms = Some(self.now_ms);
+        }
         match message {
             PeerMessage::Raft(message) => self.receive_raft(from, *message),
             PeerMessage::Forward {

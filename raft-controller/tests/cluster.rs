@@ -453,31 +453,50 @@ async fn a_silent_broker_is_fenced_and_a_clean_stop_moves_leadership_first() {
     cluster.stop_all().await;
 }
 
-/// A broker knows when its session may have lapsed: with no acknowledged heartbeat for
-/// `broker.session.timeout.ms` (here its two peers are gone, so nothing can be acknowledged),
-/// `broker_session_lapsed` turns true, and false again once heartbeats are acknowledged. The
-/// node is the quorum leader, which answers its own heartbeats: they count only from the last
-/// time a majority answered it.
+/// A broker knows when its session may have lapsed: when, for `broker.session.timeout.ms`, no
+/// heartbeat was acknowledged and no other member was heard from, `broker_session_lapsed` turns
+/// true, and false again once heartbeats are acknowledged. A controller election alone does
+/// not do it: the survivors hear each other's votes, and a new controller starts every session
+/// afresh. The node left alone is the new quorum leader, which answers its own heartbeats: they
+/// count only from the last time a majority answered it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_out_of_contact_for_a_session_knows_it() {
     let timing = QuorumTiming {
+        // Elections well within a session, as with Kafka's defaults (1 s and 9 s).
+        election_timeout_ms: 300,
         broker_session_timeout_ms: 1_500,
         broker_heartbeat_interval_ms: 300,
         leader_rebalance_interval_ms: None,
         ..QuorumTiming::default()
     };
     let mut cluster = Cluster::start(3, timing).await;
-    // The quorum leader: it answers its own heartbeats, and must still notice.
-    let alone = cluster.leader(Duration::from_secs(5)).await;
+    let first = cluster.leader(Duration::from_secs(5)).await;
     // Heartbeats are acknowledged: no node's session is in doubt.
     tokio::time::sleep(Duration::from_millis(600)).await;
     for id in 0..3 {
         assert!(!cluster.node(id).broker_session_lapsed(), "node {id}");
     }
-    let others: Vec<usize> = (0..3).filter(|id| *id != alone).collect();
-    for id in &others {
-        cluster.stop(*id).await;
+
+    // The controller goes: the survivors elect another and never doubt their sessions
+    // meanwhile.
+    cluster.stop(first).await;
+    let survivors: Vec<usize> = (0..3).filter(|id| *id != first).collect();
+    let stopped = Instant::now();
+    while stopped.elapsed() < Duration::from_secs(4) {
+        for id in &survivors {
+            assert!(
+                !cluster.node(*id).broker_session_lapsed(),
+                "node {id} doubted its session {:?} into a controller election",
+                stopped.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let alone = cluster.leader(Duration::from_secs(5)).await;
+    let other = survivors.iter().copied().find(|id| *id != alone).unwrap();
+
+    // Now alone: nothing acknowledged, no one heard.
+    cluster.stop(other).await;
     let cut = Instant::now();
     // Still within the session of the last acknowledged heartbeat.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -495,9 +514,8 @@ async fn a_broker_out_of_contact_for_a_session_knows_it() {
         noticed <= Duration::from_millis(1_500 + 300),
         "noticed only after {noticed:?}"
     );
-    for id in &others {
-        cluster.launch(*id).await;
-    }
+    cluster.launch(first).await;
+    cluster.launch(other).await;
     let back = Instant::now();
     while cluster.node(alone).broker_session_lapsed() {
         assert!(
