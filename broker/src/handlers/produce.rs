@@ -203,20 +203,21 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Pr
     if pending.is_empty() {
         return ProduceReply::Now(response);
     }
-    ProduceReply::Later(Box::pin(wait_for_commits(response, pending, timeout)))
+    let broker = broker.clone();
+    ProduceReply::Later(Box::pin(async move {
+        wait_for_commits(&broker, response, pending, timeout).await
+    }))
 }
 
 /// Completes an `acks=all` produce: each appended partition waits (concurrently, within the one
 /// request timeout) for its high watermark; a failure replaces that partition's answer.
 async fn wait_for_commits(
+    broker: &Arc<Broker>,
     mut response: ProduceResponse,
     pending: Vec<Pending>,
     timeout: Duration,
 ) -> ProduceResponse {
-    let waits = pending.iter().map(|p| {
-        p.partition
-            .wait_for_commit(p.outcome.last_offset, p.outcome.leader_epoch, timeout)
-    });
+    let waits = pending.iter().map(|p| wait_for_commit(broker, p, timeout));
     let results = futures::future::join_all(waits).await;
     for (p, result) in pending.iter().zip(results) {
         if let Err(error) = result
@@ -233,6 +234,54 @@ async fn wait_for_commits(
         }
     }
     response
+}
+
+/// Whether this node's leadership of the partition is in doubt ([`Broker::leadership_in_doubt`]).
+/// The image is looked at only once the session lapsed (rare), not on every append.
+fn in_doubt(broker: &Broker, topic: &str, index: i32) -> bool {
+    broker.metadata.broker_session_lapsed() && {
+        let image = broker.metadata.image();
+        image
+            .topic(topic)
+            .and_then(|t| t.partitions.get(&index))
+            .is_some_and(|state| broker.leadership_in_doubt(&image, state))
+    }
+}
+
+/// How long an `acks=all` append waits before it starts checking whether this node's leadership
+/// came into doubt, and how often it checks then.
+const DOUBT_CHECK_AFTER: Duration = Duration::from_millis(200);
+const DOUBT_CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// Waits for one partition's append to be committed. If this node's leadership of the partition
+/// comes into doubt meanwhile ([`Broker::leadership_in_doubt`]: cut off from the other nodes,
+/// which have likely elected another leader), the append fails at once with
+/// NOT_LEADER_OR_FOLLOWER rather than at the request timeout, so the producer moves on; the
+/// records, not replicated, are truncated once this node follows the new leader.
+async fn wait_for_commit(
+    broker: &Arc<Broker>,
+    pending: &Pending,
+    timeout: Duration,
+) -> Result<(), CommitError> {
+    let partition = &pending.partition;
+    let commit = partition.wait_for_commit(
+        pending.outcome.last_offset,
+        pending.outcome.leader_epoch,
+        timeout,
+    );
+    tokio::pin!(commit);
+    let mut check_at = tokio::time::Instant::now() + DOUBT_CHECK_AFTER;
+    loop {
+        tokio::select! {
+            result = &mut commit => return result,
+            _ = tokio::time::sleep_until(check_at) => {
+                check_at += DOUBT_CHECK_EVERY;
+                if in_doubt(broker, &partition.topic, partition.index) {
+                    return Err(CommitError::NotLeader);
+                }
+            }
+        }
+    }
 }
 
 /// What an `acks=all` partition waits for before it is answered.
@@ -261,15 +310,7 @@ fn produce_partition(
         };
         return (failed(index, code, None), None);
     };
-    // The image is looked at only once the session lapsed (rare), not on every append.
-    let in_doubt = broker.metadata.broker_session_lapsed() && {
-        let image = broker.metadata.image();
-        image
-            .topic(topic)
-            .and_then(|t| t.partitions.get(&index))
-            .is_some_and(|state| broker.leadership_in_doubt(&image, state))
-    };
-    if in_doubt {
+    if in_doubt(broker, topic, index) {
         let message = "this broker lost contact with the controller; its leadership may have moved";
         return (
             failed(index, ErrorCode::NotLeaderOrFollower, Some(message.into())),
