@@ -47,6 +47,10 @@ const LAG_TIME_MS: u64 = 2_000;
 const PAUSE: Duration = Duration::from_millis(LAG_TIME_MS + 1_000);
 /// How long a leader stays cut off: past the broker session, so it is fenced.
 const CUT: Duration = Duration::from_millis(3_000);
+/// One network-namespace cluster at a time: the harness names its namespaces and picks its
+/// subnet by process, and the fault test's timings need the machine to itself.
+static NETWORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// One record every this often, round-robin over the partitions.
 const PRODUCE_INTERVAL: Duration = Duration::from_millis(4);
 
@@ -120,6 +124,9 @@ fn acks_all_survives_leader_kills_follower_stalls_and_cut_off_leaders() {
     if !targets_spate("acks_all_survives_leader_kills_follower_stalls_and_cut_off_leaders") {
         return;
     }
+    let _network = NETWORK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(why) = netcluster::unavailable() {
         eprintln!("replication fault test not run: {why}");
         return;
@@ -290,6 +297,9 @@ fn a_cut_off_leader_stops_claiming_its_partitions() {
     if !targets_spate("a_cut_off_leader_stops_claiming_its_partitions") {
         return;
     }
+    let _network = NETWORK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(why) = netcluster::unavailable() {
         eprintln!("cut-off leader test not run: {why}");
         return;
