@@ -1914,7 +1914,7 @@ fn downgrade_if_last_consumer_member(
     };
     if !group.is_last_consumer_protocol_member(leaving)
         || !settings.migration_policy.downgrade_enabled()
-        || group.members.len() - 1 > settings.classic.max_size
+        || group.members.len().saturating_sub(1) > settings.classic.max_size
     {
         return false;
     }
