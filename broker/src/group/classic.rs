@@ -18,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::group::consumer_protocol;
 use crate::group::error::GroupError;
 use crate::group::records::{GroupMetadataValue, MemberMetadata};
 
@@ -201,6 +202,28 @@ pub struct ClassicEffects {
     /// A JoinGroup answer to send only once that record is stored (a static member replaced in
     /// a Stable group).
     pub join_after_store: Option<(oneshot::Sender<JoinResult>, JoinResult)>,
+}
+
+/// A member a classic group takes over from a consumer group converting back (KIP-848
+/// online downgrade).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertedMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static instance id.
+    pub instance_id: Option<String>,
+    /// The client's `client.id`.
+    pub client_id: String,
+    /// The client's address.
+    pub client_host: String,
+    /// Rebalance timeout.
+    pub rebalance_timeout_ms: i32,
+    /// Session timeout.
+    pub session_timeout_ms: i32,
+    /// JoinGroup protocols in preference order.
+    pub protocols: Vec<(String, Bytes)>,
+    /// The consumer group's target assignment for it, by topic name.
+    pub assignment: Vec<(String, Vec<i32>)>,
 }
 
 /// A classic group member.
@@ -402,6 +425,80 @@ impl ClassicGroup {
             leader: self.leader_id.clone(),
             current_state_timestamp_ms: self.state_timestamp_ms,
             members,
+        }
+    }
+
+    /// A classic group made from a consumer group whose remaining members all use the
+    /// classic protocol (Kafka's `ClassicGroup.fromConsumerGroup`): Stable at `generation`
+    /// (the consumer group's epoch), protocol type `consumer`, the protocol the members vote
+    /// for, and each member's assignment written in the ConsumerProtocol version of its
+    /// metadata for that protocol. The caller stores it, then calls
+    /// [`ClassicGroup::rebalance_after_conversion`] so the members rejoin.
+    pub fn from_converted(
+        group_id: &str,
+        generation: i32,
+        members: Vec<ConvertedMember>,
+        now: Instant,
+        now_ms: i64,
+    ) -> ClassicGroup {
+        let mut group = ClassicGroup::new(group_id, now_ms);
+        group.generation_id = generation;
+        group.protocol_type = Some(consumer_protocol::PROTOCOL_TYPE.to_string());
+        let mut assignments = Vec::with_capacity(members.len());
+        for converted in members {
+            if group.leader_id.is_none() {
+                group.leader_id = Some(converted.member_id.clone());
+            }
+            if let Some(instance) = &converted.instance_id {
+                group
+                    .static_members
+                    .insert(instance.clone(), converted.member_id.clone());
+            }
+            let mut member = ClassicMember {
+                member_id: converted.member_id.clone(),
+                group_instance_id: converted.instance_id,
+                client_id: converted.client_id,
+                client_host: converted.client_host,
+                rebalance_timeout_ms: converted.rebalance_timeout_ms,
+                session_timeout_ms: converted.session_timeout_ms,
+                protocols: converted.protocols,
+                assignment: Bytes::new(),
+                awaiting_join: None,
+                awaiting_sync: None,
+                is_new: false,
+                heartbeat_deadline: None,
+            };
+            member.schedule_heartbeat(now, converted.session_timeout_ms.max(0) as u64);
+            assignments.push((converted.member_id.clone(), converted.assignment));
+            group.members.insert(converted.member_id, member);
+        }
+        group.protocol_name = group.select_protocol();
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        for (member_id, partitions) in assignments {
+            if let Some(member) = group.members.get_mut(&member_id) {
+                let version = member
+                    .metadata(&protocol)
+                    .and_then(consumer_protocol::version)
+                    .unwrap_or(0);
+                member.assignment = consumer_protocol::encode_assignment(version, &partitions);
+            }
+        }
+        if !group.members.is_empty() {
+            group.state = ClassicState::Stable;
+        }
+        group
+    }
+
+    /// Starts the rebalance that follows a conversion from a consumer group, so the members
+    /// rejoin through the classic protocol (they learn it from REBALANCE_IN_PROGRESS).
+    pub fn rebalance_after_conversion(
+        &mut self,
+        now: Instant,
+        now_ms: i64,
+        settings: &ClassicSettings,
+    ) {
+        if self.state == ClassicState::Stable {
+            self.prepare_rebalance(now, now_ms, settings);
         }
     }
 

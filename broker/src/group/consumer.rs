@@ -11,15 +11,19 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::group::assignor::{self, Assignment, Assignor, MemberSubscription};
+use crate::group::classic::{ClassicGroup, ConvertedMember};
+use crate::group::consumer_protocol;
 use crate::group::error::GroupError;
 use crate::group::records::{
-    ConsumerGroupCurrentMemberAssignmentValue, ConsumerGroupMemberMetadataValue,
-    ConsumerGroupMetadataValue, ConsumerGroupTargetAssignmentMemberValue,
-    ConsumerGroupTargetAssignmentMetadataValue, CoordinatorRecord, RecordKey, TopicIdPartitions,
+    ClassicMemberMetadata, ConsumerGroupCurrentMemberAssignmentValue,
+    ConsumerGroupMemberMetadataValue, ConsumerGroupMetadataValue,
+    ConsumerGroupTargetAssignmentMemberValue, ConsumerGroupTargetAssignmentMetadataValue,
+    CoordinatorRecord, RecordKey, TopicIdPartitions,
 };
 
 /// Member epoch of a ConsumerGroupHeartbeat that leaves the group.
@@ -127,8 +131,15 @@ pub struct ConsumerMember {
     pub assigned: Assignment,
     /// Partitions the member must revoke.
     pub pending_revocation: Assignment,
+    /// Set while the member uses the classic protocol (it joined through JoinGroup, or came
+    /// with a classic group that converted): its session timeout and JoinGroup protocols.
+    pub classic: Option<ClassicMemberMetadata>,
     session_deadline: Option<Instant>,
     rebalance_deadline: Option<(Instant, i32)>,
+    /// A classic member told to rejoin must send JoinGroup by then (its rebalance timeout).
+    join_deadline: Option<Instant>,
+    /// A classic member that joined must send SyncGroup by then (its rebalance timeout).
+    sync_deadline: Option<Instant>,
 }
 
 impl ConsumerMember {
@@ -148,9 +159,35 @@ impl ConsumerMember {
             state: MemberState::Stable,
             assigned: Assignment::new(),
             pending_revocation: Assignment::new(),
+            classic: None,
             session_deadline: None,
             rebalance_deadline: None,
+            join_deadline: None,
+            sync_deadline: None,
         }
+    }
+
+    /// Whether the member speaks the classic protocol (JoinGroup/SyncGroup/Heartbeat).
+    pub fn uses_classic_protocol(&self) -> bool {
+        self.classic.is_some()
+    }
+
+    /// The session timeout that applies to the member: its own JoinGroup one for a classic
+    /// member, `group.consumer.session.timeout.ms` otherwise.
+    fn session_timeout(&self, settings: &ConsumerSettings) -> Duration {
+        let ms = match &self.classic {
+            Some(classic) => classic.session_timeout_ms,
+            None => settings.session_timeout_ms,
+        };
+        Duration::from_millis(ms.max(0) as u64)
+    }
+
+    /// The protocol name a classic member was answered with: its first JoinGroup protocol.
+    pub fn classic_protocol_name(&self) -> Option<&str> {
+        self.classic
+            .as_ref()
+            .and_then(|c| c.supported_protocols.first())
+            .map(|(name, _)| name.as_str())
     }
 
     fn subscription_value(&self) -> ConsumerGroupMemberMetadataValue {
@@ -163,6 +200,7 @@ impl ConsumerMember {
             subscribed_topic_regex: self.subscribed_topic_regex.clone(),
             rebalance_timeout_ms: self.rebalance_timeout_ms,
             server_assignor: self.server_assignor.clone(),
+            classic_member_metadata: self.classic.clone(),
         }
     }
 
@@ -223,6 +261,62 @@ pub struct ConsumerHeartbeatResult {
     pub heartbeat_interval_ms: i32,
     /// The member's assignment, when the client needs it.
     pub assignment: Option<Assignment>,
+}
+
+/// A member after [`ConsumerGroup::store_member`].
+struct StoredMember {
+    /// The member as stored, reconciled one step.
+    member: ConsumerMember,
+    /// Its assigned partitions differ from before the request.
+    assigned_changed: bool,
+}
+
+/// A JoinGroup from a classic member of a consumer group, in domain terms.
+#[derive(Debug, Clone)]
+pub struct ClassicJoin {
+    /// Member id; empty for a new member.
+    pub member_id: String,
+    /// Static instance id.
+    pub instance_id: Option<String>,
+    /// The client's `client.id`.
+    pub client_id: String,
+    /// The client's address.
+    pub client_host: String,
+    /// Session timeout.
+    pub session_timeout_ms: i32,
+    /// Rebalance timeout.
+    pub rebalance_timeout_ms: i32,
+    /// Protocol type (`consumer` to be served).
+    pub protocol_type: String,
+    /// Protocols (name, embedded subscription) in preference order.
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+ without an instance id: a new member first gets its id (KIP-394).
+    pub require_known_member_id: bool,
+}
+
+/// How a classic member's JoinGroup to a consumer group ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassicJoinOutcome {
+    /// The member is in the group at this generation (its member epoch) and must sync.
+    Joined {
+        /// Member id.
+        member_id: String,
+        /// Generation: the member epoch.
+        generation_id: i32,
+        /// The protocol the member is answered with: its first one.
+        protocol_name: String,
+    },
+    /// A new dynamic member gets an id and must join again with it (MEMBER_ID_REQUIRED).
+    MemberIdRequired(String),
+}
+
+/// What a classic member's SyncGroup gets from a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicSyncAnswer {
+    /// The partitions the member owns now.
+    pub assignment: Assignment,
+    /// The ConsumerProtocol version to write them in: its subscription's.
+    pub version: i16,
 }
 
 /// A subscribed topic as the metadata image describes it.
@@ -292,6 +386,18 @@ fn from_list(list: &TopicIdPartitions) -> Assignment {
     assignment
 }
 
+/// Partitions named by topic, as the classic protocol names them, by topic id; topics the
+/// cluster does not have are left out.
+fn by_topic_id(partitions: &[(String, i32)], topics: &dyn TopicResolver) -> TopicIdPartitions {
+    let mut by_id: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
+    for (name, partition) in partitions {
+        if let Some(info) = topics.topic(name) {
+            by_id.entry(info.id).or_default().push(*partition);
+        }
+    }
+    by_id.into_iter().collect()
+}
+
 impl ConsumerGroup {
     /// A new, empty group.
     pub fn new(group_id: &str, now_ms: i64) -> ConsumerGroup {
@@ -352,6 +458,8 @@ impl ConsumerGroup {
                 m.session_deadline
                     .into_iter()
                     .chain(m.rebalance_deadline.map(|(d, _)| d))
+                    .chain(m.join_deadline)
+                    .chain(m.sync_deadline)
             })
             .min()
     }
@@ -418,30 +526,15 @@ impl ConsumerGroup {
                         .map(reset_for_rejoin)
                         .unwrap_or_else(|| ConsumerMember::new(&member_id)),
                     (true, Some(existing)) => {
+                        // A classic incarnation is replaced without waiting for its leave,
+                        // as Kafka does when the instance comes back with the new protocol.
                         if existing.member_id != member_id
                             && existing.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH
+                            && !existing.uses_classic_protocol()
                         {
                             return Err(GroupError::UnreleasedInstanceId(instance.clone()));
                         }
-                        // The instance comes back (or restarts under a new id): it takes over
-                        // the old member's target assignment and starts reconciling at epoch 0.
-                        let mut replaced = existing.clone();
-                        replaced.member_id = member_id.clone();
-                        replaced.member_epoch = 0;
-                        replaced.previous_member_epoch = 0;
-                        replaced.state = MemberState::Stable;
-                        replaced.assigned.clear();
-                        replaced.pending_revocation.clear();
-                        if existing.member_id != member_id {
-                            let target = self.target.remove(&existing.member_id);
-                            self.remove_member_records(&existing.member_id, records);
-                            self.members.remove(&existing.member_id);
-                            if let Some(target) = target {
-                                records.push(self.target_record(&member_id, &target));
-                                self.target.insert(member_id.clone(), target);
-                            }
-                        }
-                        replaced
+                        self.replace_static_member(&existing, &member_id, records)
                     }
                     (false, None) => return Err(GroupError::UnknownMemberId(member_id)),
                     (false, Some(existing)) => {
@@ -470,10 +563,7 @@ impl ConsumerGroup {
                 None => return Err(GroupError::UnknownMemberId(member_id)),
             },
         };
-        let old_member = self.members.get(&member_id).cloned();
-
-        // 1. Update the member's subscription; bump the group epoch if it or the subscribed
-        //    topics changed.
+        // 1. Update the member's subscription from the request.
         let mut updated = member.clone();
         if let Some(instance) = &request.instance_id {
             updated.instance_id = Some(instance.clone());
@@ -498,7 +588,55 @@ impl ConsumerGroup {
         }
         updated.client_id = request.client_id.clone();
         updated.client_host = request.client_host.clone();
+        // A member heartbeating with the consumer protocol no longer uses the classic one.
+        updated.classic = None;
+        updated.join_deadline = None;
+        updated.sync_deadline = None;
 
+        let stored = self.store_member(
+            &member,
+            updated,
+            request.owned.as_ref(),
+            topics,
+            settings,
+            now,
+            now_ms,
+            previous_state,
+            records,
+        );
+        let full_request = joining
+            || (request.rebalance_timeout_ms != -1
+                && request.subscribed_topic_names.is_some()
+                && request.owned.is_some());
+        Ok(ConsumerHeartbeatResult {
+            member_id,
+            member_epoch: stored.member.member_epoch,
+            heartbeat_interval_ms: settings.heartbeat_interval_ms,
+            assignment: (full_request || stored.assigned_changed)
+                .then(|| stored.member.assigned.clone()),
+        })
+    }
+
+    /// Stores `updated` (the member as found, with the request's changes applied): bumps the
+    /// group epoch when its subscription or the subscribed topics changed, recomputes the
+    /// target assignment when it is behind, moves the member one step towards its target given
+    /// what it says it owns, and arms its timers. Shared by ConsumerGroupHeartbeat and a
+    /// classic member's JoinGroup (Kafka's steps 1-3 of both).
+    #[allow(clippy::too_many_arguments)]
+    fn store_member(
+        &mut self,
+        member: &ConsumerMember,
+        updated: ConsumerMember,
+        owned: Option<&TopicIdPartitions>,
+        topics: &dyn TopicResolver,
+        settings: &ConsumerSettings,
+        now: Instant,
+        now_ms: i64,
+        previous_state: ConsumerGroupState,
+        records: &mut Vec<CoordinatorRecord>,
+    ) -> StoredMember {
+        let member_id = updated.member_id.clone();
+        let old_member = self.members.get(&member_id).cloned();
         let mut bump = false;
         let subscription_changed = old_member
             .as_ref()
@@ -539,7 +677,7 @@ impl ConsumerGroup {
 
         // 3. Reconcile the member towards its target.
         let target = self.target.get(&member_id).cloned().unwrap_or_default();
-        let reconciled = self.reconcile(&updated, &target, request.owned.as_ref());
+        let reconciled = self.reconcile(&updated, &target, owned);
         if reconciled.assignment_value() != updated.assignment_value() || old_member.is_none() {
             records.push(CoordinatorRecord::new(
                 RecordKey::ConsumerGroupCurrentMemberAssignment {
@@ -550,7 +688,11 @@ impl ConsumerGroup {
             ));
         }
         let mut reconciled = reconciled;
-        reconciled.rebalance_deadline = if reconciled.state == MemberState::UnrevokedPartitions {
+        // Classic members have no rebalance timeout of their own: their join and sync
+        // timers bound how long they take (Kafka schedules the same).
+        reconciled.rebalance_deadline = if reconciled.state == MemberState::UnrevokedPartitions
+            && !reconciled.uses_classic_protocol()
+        {
             match member.rebalance_deadline {
                 Some((d, epoch)) if epoch == reconciled.member_epoch => Some((d, epoch)),
                 _ => Some((
@@ -561,26 +703,532 @@ impl ConsumerGroup {
         } else {
             None
         };
-        reconciled.session_deadline =
-            Some(now + Duration::from_millis(settings.session_timeout_ms.max(0) as u64));
+        reconciled.session_deadline = Some(now + reconciled.session_timeout(settings));
         let assigned_changed = old_member
             .as_ref()
             .is_none_or(|old| old.assigned != reconciled.assigned);
-        self.members.insert(member_id.clone(), reconciled.clone());
+        self.members.insert(member_id, reconciled.clone());
         if self.state() != previous_state {
             self.state_timestamp_ms = now_ms;
         }
+        StoredMember {
+            member: reconciled,
+            assigned_changed,
+        }
+    }
 
-        let full_request = joining
-            || (request.rebalance_timeout_ms != -1
-                && request.subscribed_topic_names.is_some()
-                && request.owned.is_some());
-        Ok(ConsumerHeartbeatResult {
-            member_id,
-            member_epoch: reconciled.member_epoch,
-            heartbeat_interval_ms: settings.heartbeat_interval_ms,
-            assignment: (full_request || assigned_changed).then(|| reconciled.assigned.clone()),
+    /// A static member's instance comes back (or restarts under a new id): the new
+    /// incarnation takes over the old member's target assignment and starts reconciling at
+    /// epoch 0; the old member's records are replaced.
+    fn replace_static_member(
+        &mut self,
+        existing: &ConsumerMember,
+        member_id: &str,
+        records: &mut Vec<CoordinatorRecord>,
+    ) -> ConsumerMember {
+        let mut replaced = existing.clone();
+        replaced.member_id = member_id.to_string();
+        replaced.member_epoch = 0;
+        replaced.previous_member_epoch = 0;
+        replaced.state = MemberState::Stable;
+        replaced.assigned.clear();
+        replaced.pending_revocation.clear();
+        replaced.join_deadline = None;
+        replaced.sync_deadline = None;
+        if existing.member_id != member_id {
+            let target = self.target.remove(&existing.member_id);
+            self.remove_member_records(&existing.member_id, records);
+            self.members.remove(&existing.member_id);
+            if let Some(target) = target {
+                records.push(self.target_record(member_id, &target));
+                self.target.insert(member_id.to_string(), target);
+            }
+        }
+        replaced
+    }
+
+    // ---- Classic members (KIP-848 online migration) ----
+
+    /// Kafka's `supportsClassicProtocols`: a classic member may join if it speaks the
+    /// `consumer` protocol type and one of its protocols is supported by every classic member
+    /// already in the group.
+    fn supports_classic_protocols(
+        &self,
+        protocol_type: &str,
+        protocols: &[(String, Bytes)],
+    ) -> bool {
+        if protocol_type != consumer_protocol::PROTOCOL_TYPE {
+            return false;
+        }
+        if self.members.is_empty() {
+            return !protocols.is_empty();
+        }
+        let classic: Vec<&ClassicMemberMetadata> = self
+            .members
+            .values()
+            .filter_map(|m| m.classic.as_ref())
+            .collect();
+        protocols.iter().any(|(name, _)| {
+            classic
+                .iter()
+                .all(|c| c.supported_protocols.iter().any(|(n, _)| n == name))
         })
+    }
+
+    /// Serves a JoinGroup from a classic member (Kafka's `classicGroupJoinToConsumerGroup`):
+    /// the member's embedded subscription becomes its consumer group subscription, the server
+    /// computes the assignment, and the member is answered at once, as a follower, with its
+    /// member epoch as the generation. It must then send SyncGroup to learn its partitions.
+    #[allow(clippy::too_many_arguments)]
+    pub fn classic_join(
+        &mut self,
+        request: ClassicJoin,
+        topics: &dyn TopicResolver,
+        settings: &ConsumerSettings,
+        now: Instant,
+        now_ms: i64,
+        records: &mut Vec<CoordinatorRecord>,
+    ) -> Result<ClassicJoinOutcome, GroupError> {
+        let unknown = request.member_id.is_empty();
+        let member_id = if unknown {
+            Uuid::new_v4().to_string()
+        } else {
+            request.member_id.clone()
+        };
+        if !self.members.contains_key(&member_id) && self.members.len() >= settings.max_size {
+            return Err(GroupError::GroupMaxSizeReached(settings.max_size as i32));
+        }
+        if !self.supports_classic_protocols(&request.protocol_type, &request.protocols) {
+            return Err(GroupError::InconsistentGroupProtocol(format!(
+                "member {member_id}'s protocols are not supported by the group's classic members"
+            )));
+        }
+        if unknown && request.require_known_member_id && request.instance_id.is_none() {
+            return Ok(ClassicJoinOutcome::MemberIdRequired(member_id));
+        }
+        let Some((protocol_name, subscription)) =
+            request.protocols.first().and_then(|(name, metadata)| {
+                consumer_protocol::subscription(metadata).map(|s| (name.clone(), s))
+            })
+        else {
+            return Err(GroupError::InconsistentGroupProtocol(
+                "the member's embedded consumer protocol subscription is malformed".into(),
+            ));
+        };
+        let previous_state = self.state();
+        let member = match &request.instance_id {
+            None => self
+                .members
+                .get(&member_id)
+                .cloned()
+                .unwrap_or_else(|| ConsumerMember::new(&member_id)),
+            Some(instance) => {
+                let existing = self
+                    .static_members
+                    .get(instance)
+                    .and_then(|id| self.members.get(id))
+                    .cloned();
+                match (unknown, existing) {
+                    (true, None) => self
+                        .members
+                        .get(&member_id)
+                        .cloned()
+                        .unwrap_or_else(|| ConsumerMember::new(&member_id)),
+                    (true, Some(existing)) => {
+                        self.replace_static_member(&existing, &member_id, records)
+                    }
+                    (false, None) => return Err(GroupError::UnknownMemberId(member_id)),
+                    (false, Some(existing)) => {
+                        if existing.member_id != member_id {
+                            return Err(GroupError::FencedInstanceId {
+                                instance_id: instance.clone(),
+                                member_id,
+                            });
+                        }
+                        existing
+                    }
+                }
+            }
+        };
+
+        let mut updated = member.clone();
+        if let Some(instance) = &request.instance_id {
+            updated.instance_id = Some(instance.clone());
+        }
+        if let Some(rack) = &subscription.rack_id {
+            updated.rack_id = Some(rack.clone());
+        }
+        if request.rebalance_timeout_ms >= 0 {
+            updated.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        }
+        let mut names = subscription.topics.clone();
+        names.sort();
+        names.dedup();
+        updated.subscribed_topic_names = names;
+        updated.client_id = request.client_id.clone();
+        updated.client_host = request.client_host.clone();
+        updated.classic = Some(ClassicMemberMetadata {
+            session_timeout_ms: request.session_timeout_ms,
+            supported_protocols: request.protocols.clone(),
+        });
+        let owned = by_topic_id(&subscription.owned, topics);
+        let stored = self.store_member(
+            &member,
+            updated,
+            Some(&owned),
+            topics,
+            settings,
+            now,
+            now_ms,
+            previous_state,
+            records,
+        );
+        if let Some(joined) = self.members.get_mut(&member_id) {
+            joined.join_deadline = None;
+            joined.sync_deadline =
+                Some(now + Duration::from_millis(request.rebalance_timeout_ms.max(0) as u64));
+        }
+        Ok(ClassicJoinOutcome::Joined {
+            member_id,
+            generation_id: stored.member.member_epoch,
+            protocol_name,
+        })
+    }
+
+    /// Kafka's `validateConsumerGroupMember` for classic requests, plus the check that the
+    /// member uses the classic protocol: the static instance decides first, then the id.
+    fn classic_member_id(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<String, GroupError> {
+        let id = match instance_id {
+            None => member_id.to_string(),
+            Some(instance) => {
+                let Some(existing) = self.static_members.get(instance) else {
+                    return Err(GroupError::UnknownMemberId(member_id.to_string()));
+                };
+                if existing != member_id {
+                    return Err(GroupError::FencedInstanceId {
+                        instance_id: instance.to_string(),
+                        member_id: member_id.to_string(),
+                    });
+                }
+                existing.clone()
+            }
+        };
+        match self.members.get(&id) {
+            Some(member) if member.uses_classic_protocol() => Ok(id),
+            _ => Err(GroupError::UnknownMemberId(member_id.to_string())),
+        }
+    }
+
+    /// Whether a partition the member's target gives it is still owned by another member.
+    fn waiting_on_unreleased_partition(&self, member: &ConsumerMember) -> bool {
+        if member.state != MemberState::UnreleasedPartitions {
+            return false;
+        }
+        let Some(target) = self.target.get(&member.member_id) else {
+            return false;
+        };
+        target.iter().any(|(topic, partitions)| {
+            partitions.iter().any(|p| {
+                !member.assigned.get(topic).is_some_and(|a| a.contains(p))
+                    && self
+                        .current_partition_epoch(topic, *p, &member.member_id)
+                        .is_some()
+            })
+        })
+    }
+
+    /// Serves a Heartbeat from a classic member (Kafka's
+    /// `classicGroupHeartbeatToConsumerGroup`): it keeps the session alive, and answers
+    /// REBALANCE_IN_PROGRESS when the member must rejoin to move towards a new assignment —
+    /// the group epoch moved past it, it has partitions to revoke, or partitions it waits
+    /// for were released. The member must then rejoin within its rebalance timeout.
+    pub fn classic_heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        settings: &ConsumerSettings,
+        now: Instant,
+    ) -> Result<(), GroupError> {
+        let id = self.classic_member_id(member_id, instance_id)?;
+        let group_epoch = self.group_epoch;
+        let rejoin = {
+            let Some(member) = self.members.get(&id) else {
+                return Err(GroupError::UnknownMemberId(member_id.to_string()));
+            };
+            if member.member_epoch != generation_id {
+                return Err(GroupError::IllegalGeneration {
+                    received: generation_id,
+                    current: member.member_epoch,
+                });
+            }
+            member.member_epoch < group_epoch
+                || member.state == MemberState::UnrevokedPartitions
+                || (member.state == MemberState::UnreleasedPartitions
+                    && !self.waiting_on_unreleased_partition(member))
+        };
+        let Some(member) = self.members.get_mut(&id) else {
+            return Err(GroupError::UnknownMemberId(member_id.to_string()));
+        };
+        member.session_deadline = Some(now + member.session_timeout(settings));
+        if rejoin {
+            member.join_deadline.get_or_insert_with(|| {
+                now + Duration::from_millis(member.rebalance_timeout_ms.max(0) as u64)
+            });
+            return Err(GroupError::RebalanceInProgress);
+        }
+        Ok(())
+    }
+
+    /// Serves a SyncGroup from a classic member (Kafka's `classicGroupSyncToConsumerGroup`):
+    /// the member gets the partitions it owns at its epoch, which the server assigned.
+    #[allow(clippy::too_many_arguments)]
+    pub fn classic_sync(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        settings: &ConsumerSettings,
+        now: Instant,
+    ) -> Result<ClassicSyncAnswer, GroupError> {
+        let id = self.classic_member_id(member_id, instance_id)?;
+        let group_epoch = self.group_epoch;
+        let Some(member) = self.members.get_mut(&id) else {
+            return Err(GroupError::UnknownMemberId(member_id.to_string()));
+        };
+        if member.member_epoch != generation_id {
+            return Err(GroupError::IllegalGeneration {
+                received: generation_id,
+                current: member.member_epoch,
+            });
+        }
+        if protocol_type.is_some_and(|t| t != consumer_protocol::PROTOCOL_TYPE) {
+            return Err(GroupError::InconsistentGroupProtocol(format!(
+                "protocol type {} is not {}",
+                protocol_type.unwrap_or_default(),
+                consumer_protocol::PROTOCOL_TYPE
+            )));
+        }
+        let answered = member
+            .classic_protocol_name()
+            .unwrap_or_default()
+            .to_string();
+        if protocol_name.is_some_and(|n| n != answered) {
+            return Err(GroupError::InconsistentGroupProtocol(format!(
+                "protocol name {} is not {answered}, the one the JoinGroup answer named",
+                protocol_name.unwrap_or_default()
+            )));
+        }
+        // A new rebalance started: rejoin first, unless the member still has to finish
+        // revoking (its next join catches up anyway).
+        if group_epoch > member.member_epoch && member.state != MemberState::UnrevokedPartitions {
+            member.join_deadline.get_or_insert_with(|| {
+                now + Duration::from_millis(member.rebalance_timeout_ms.max(0) as u64)
+            });
+            return Err(GroupError::RebalanceInProgress);
+        }
+        member.sync_deadline = None;
+        member.session_deadline = Some(now + member.session_timeout(settings));
+        let version = member
+            .classic
+            .as_ref()
+            .and_then(|c| c.supported_protocols.first())
+            .and_then(|(_, metadata)| consumer_protocol::version(metadata))
+            .unwrap_or(0);
+        Ok(ClassicSyncAnswer {
+            assignment: member.assigned.clone(),
+            version,
+        })
+    }
+
+    /// Serves a LeaveGroup from classic members (Kafka's `classicGroupLeaveToConsumerGroup`):
+    /// one result per `(member id, instance id)`; a static member may be named by its
+    /// instance alone. Members that leave are removed and the group epoch moves on.
+    pub fn classic_leave(
+        &mut self,
+        leaving: &[(String, Option<String>)],
+        now_ms: i64,
+        records: &mut Vec<CoordinatorRecord>,
+    ) -> Vec<Result<(), GroupError>> {
+        let mut results = Vec::with_capacity(leaving.len());
+        for (member_id, instance_id) in leaving {
+            let id = match instance_id {
+                None => Ok(member_id.clone()),
+                Some(instance) => match self.static_members.get(instance) {
+                    None => Err(GroupError::UnknownMemberId(member_id.clone())),
+                    Some(existing) if !member_id.is_empty() && existing != member_id => {
+                        Err(GroupError::FencedInstanceId {
+                            instance_id: instance.clone(),
+                            member_id: member_id.clone(),
+                        })
+                    }
+                    Some(existing) => Ok(existing.clone()),
+                },
+            };
+            let result = id.and_then(|id| match self.members.get(&id) {
+                Some(member) if member.uses_classic_protocol() => {
+                    self.fence_member(&id, now_ms, records);
+                    Ok(())
+                }
+                _ => Err(GroupError::UnknownMemberId(member_id.clone())),
+            });
+            results.push(result);
+        }
+        results
+    }
+
+    /// Kafka's `allMembersUseClassicProtocolExcept` with more than that one member: whether
+    /// `member_id` is the group's last member on the consumer protocol, with classic members
+    /// left behind it (the condition for converting back to a classic group).
+    pub fn is_last_consumer_protocol_member(&self, member_id: &str) -> bool {
+        self.members.len() > 1
+            && self
+                .members
+                .get(member_id)
+                .is_some_and(|m| !m.uses_classic_protocol())
+            && self
+                .members
+                .values()
+                .filter(|m| m.member_id != member_id)
+                .all(ConsumerMember::uses_classic_protocol)
+    }
+
+    /// The members a classic group takes over when this group converts back without
+    /// `leaving` (Kafka's `ClassicGroup.fromConsumerGroup`): each keeps its id, instance,
+    /// timeouts and JoinGroup protocols, and its target assignment by topic name.
+    pub fn classic_members_without(&self, leaving: &str) -> Vec<ConvertedMember> {
+        let names: HashMap<Uuid, &String> = self
+            .subscribed_metadata
+            .iter()
+            .map(|(name, info)| (info.id, name))
+            .collect();
+        self.members
+            .values()
+            .filter(|m| m.member_id != leaving)
+            .filter_map(|m| {
+                let classic = m.classic.as_ref()?;
+                let assignment = self
+                    .target
+                    .get(&m.member_id)
+                    .map(|target| {
+                        target
+                            .iter()
+                            .filter_map(|(id, ps)| {
+                                names
+                                    .get(id)
+                                    .map(|name| ((*name).clone(), ps.iter().copied().collect()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some(ConvertedMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: classic.session_timeout_ms,
+                    protocols: classic.supported_protocols.clone(),
+                    assignment,
+                })
+            })
+            .collect()
+    }
+
+    /// A consumer group made from a classic group whose members all use the `consumer`
+    /// protocol type (Kafka's `ConsumerGroup.fromClassicGroup`): the group and target
+    /// assignment epochs are the generation; each member keeps using the classic protocol,
+    /// Stable at that epoch, subscribed to what its JoinGroup metadata says and owning (and
+    /// targeted at) what its SyncGroup assignment says. The records creating the group are
+    /// appended to `records`. A member whose embedded protocol cannot be read makes the
+    /// conversion fail with GROUP_ID_NOT_FOUND, as in Kafka.
+    pub fn from_classic(
+        classic: &ClassicGroup,
+        topics: &dyn TopicResolver,
+        settings: &ConsumerSettings,
+        now: Instant,
+        now_ms: i64,
+        records: &mut Vec<CoordinatorRecord>,
+    ) -> Result<ConsumerGroup, GroupError> {
+        let malformed = |member: &str| {
+            GroupError::GroupIdNotFound(format!(
+                "cannot upgrade the classic group {}: member {member}'s embedded consumer protocol is malformed",
+                classic.group_id
+            ))
+        };
+        let generation = classic.generation_id;
+        let mut group = ConsumerGroup::new(&classic.group_id, now_ms);
+        group.group_epoch = generation;
+        group.assignment_epoch = generation;
+        for m in classic.members.values() {
+            let metadata = classic
+                .protocol_name
+                .as_deref()
+                .and_then(|p| m.metadata(p))
+                .or_else(|| m.protocols.first().map(|(_, metadata)| metadata));
+            let subscription = metadata
+                .and_then(consumer_protocol::subscription)
+                .ok_or_else(|| malformed(&m.member_id))?;
+            let owned = consumer_protocol::assignment_partitions(&m.assignment)
+                .ok_or_else(|| malformed(&m.member_id))?;
+            let assigned = from_list(&by_topic_id(&owned, topics));
+            let mut names = subscription.topics.clone();
+            names.sort();
+            names.dedup();
+            let mut member = ConsumerMember::new(&m.member_id);
+            member.instance_id = m.group_instance_id.clone();
+            member.rack_id = subscription.rack_id.clone();
+            member.client_id = m.client_id.clone();
+            member.client_host = m.client_host.clone();
+            member.subscribed_topic_names = names;
+            member.rebalance_timeout_ms = m.rebalance_timeout_ms;
+            member.member_epoch = generation;
+            member.previous_member_epoch = generation;
+            member.assigned = assigned.clone();
+            member.classic = Some(ClassicMemberMetadata {
+                session_timeout_ms: m.session_timeout_ms,
+                supported_protocols: m.protocols.clone(),
+            });
+            member.session_deadline = Some(now + member.session_timeout(settings));
+            if let Some(instance) = &member.instance_id {
+                group
+                    .static_members
+                    .insert(instance.clone(), member.member_id.clone());
+            }
+            group.target.insert(member.member_id.clone(), assigned);
+            group.members.insert(member.member_id.clone(), member);
+        }
+        group.subscribed_metadata = group.resolve_subscriptions(topics);
+        for member in group.members.values() {
+            records.push(CoordinatorRecord::new(
+                RecordKey::ConsumerGroupMemberMetadata {
+                    group: group.group_id.clone(),
+                    member: member.member_id.clone(),
+                },
+                member.subscription_value().encode(),
+            ));
+        }
+        records.push(group.epoch_record());
+        for (member_id, target) in &group.target {
+            records.push(group.target_record(member_id, target));
+        }
+        records.push(group.target_epoch_record());
+        for member in group.members.values() {
+            records.push(CoordinatorRecord::new(
+                RecordKey::ConsumerGroupCurrentMemberAssignment {
+                    group: group.group_id.clone(),
+                    member: member.member_id.clone(),
+                },
+                member.assignment_value().encode(),
+            ));
+        }
+        Ok(group)
     }
 
     /// Serves a leave (epoch -1, or -2 for a static member leaving temporarily).
@@ -592,26 +1240,7 @@ impl ConsumerGroup {
         now_ms: i64,
         records: &mut Vec<CoordinatorRecord>,
     ) -> Result<ConsumerHeartbeatResult, GroupError> {
-        let id = match instance_id {
-            Some(instance) => {
-                let Some(existing) = self.static_members.get(instance).cloned() else {
-                    return Err(GroupError::UnknownMemberId(member_id.to_string()));
-                };
-                if existing != member_id {
-                    return Err(GroupError::FencedInstanceId {
-                        instance_id: instance.to_string(),
-                        member_id: member_id.to_string(),
-                    });
-                }
-                existing
-            }
-            None => {
-                if !self.members.contains_key(member_id) {
-                    return Err(GroupError::UnknownMemberId(member_id.to_string()));
-                }
-                member_id.to_string()
-            }
-        };
+        let id = self.leaving_member_id(member_id, instance_id)?;
         if member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH && instance_id.is_some() {
             if let Some(member) = self.members.get_mut(&id) {
                 member.member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
@@ -636,6 +1265,35 @@ impl ConsumerGroup {
             heartbeat_interval_ms: 0,
             assignment: None,
         })
+    }
+
+    /// The member a ConsumerGroupHeartbeat leave names: by instance for a static member (whose
+    /// member id must match), else by id.
+    pub fn leaving_member_id(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<String, GroupError> {
+        match instance_id {
+            Some(instance) => {
+                let Some(existing) = self.static_members.get(instance).cloned() else {
+                    return Err(GroupError::UnknownMemberId(member_id.to_string()));
+                };
+                if existing != member_id {
+                    return Err(GroupError::FencedInstanceId {
+                        instance_id: instance.to_string(),
+                        member_id: member_id.to_string(),
+                    });
+                }
+                Ok(existing)
+            }
+            None => {
+                if !self.members.contains_key(member_id) {
+                    return Err(GroupError::UnknownMemberId(member_id.to_string()));
+                }
+                Ok(member_id.to_string())
+            }
+        }
     }
 
     /// Removes a member and bumps the group epoch so the others are reassigned.
@@ -807,7 +1465,11 @@ impl ConsumerGroup {
         }
         self.target = new_target;
         self.assignment_epoch = self.group_epoch;
-        records.push(CoordinatorRecord::new(
+        records.push(self.target_epoch_record());
+    }
+
+    fn target_epoch_record(&self) -> CoordinatorRecord {
+        CoordinatorRecord::new(
             RecordKey::ConsumerGroupTargetAssignmentMetadata {
                 group: self.group_id.clone(),
             },
@@ -815,7 +1477,7 @@ impl ConsumerGroup {
                 assignment_epoch: self.assignment_epoch,
             }
             .encode(),
-        ));
+        )
     }
 
     /// Moves `member` one step towards `target` (Kafka's `CurrentAssignmentBuilder`).
@@ -908,19 +1570,24 @@ impl ConsumerGroup {
         next
     }
 
-    /// Runs expired session and rebalance timers, fencing those members.
-    pub fn on_timer(&mut self, now: Instant, now_ms: i64, records: &mut Vec<CoordinatorRecord>) {
-        let expired: Vec<String> = self
-            .members
+    /// Members whose session, rebalance, join or sync timer has expired.
+    pub fn expired_members(&self, now: Instant) -> Vec<String> {
+        self.members
             .values()
             .filter(|m| {
                 m.session_deadline.is_some_and(|d| d <= now)
                     || m.rebalance_deadline
                         .is_some_and(|(d, epoch)| d <= now && epoch == m.member_epoch)
+                    || m.join_deadline.is_some_and(|d| d <= now)
+                    || m.sync_deadline.is_some_and(|d| d <= now)
             })
             .map(|m| m.member_id.clone())
-            .collect();
-        for id in expired {
+            .collect()
+    }
+
+    /// Runs expired timers, fencing those members.
+    pub fn on_timer(&mut self, now: Instant, now_ms: i64, records: &mut Vec<CoordinatorRecord>) {
+        for id in self.expired_members(now) {
             tracing::info!(group = %self.group_id, member = %id, "consumer group member fenced: session or rebalance timeout");
             self.fence_member(&id, now_ms, records);
         }
@@ -940,6 +1607,16 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or_else(|| GroupError::UnknownMemberId(member_id.to_string()))?;
+        if member.uses_classic_protocol() {
+            // A classic member commits with its generation, which is its member epoch.
+            if member_epoch != member.member_epoch {
+                return Err(GroupError::IllegalGeneration {
+                    received: member_epoch,
+                    current: member.member_epoch,
+                });
+            }
+            return Ok(());
+        }
         if api_version < OFFSET_COMMIT_CONSUMER_PROTOCOL_MIN_VERSION {
             return Err(GroupError::UnsupportedVersion(
                 "OffsetCommit version 9 or above must be used by members using the modern group protocol"
@@ -971,6 +1648,12 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or_else(|| GroupError::UnknownMemberId(member_id.to_string()))?;
+        if member_epoch != member.member_epoch && member.uses_classic_protocol() {
+            return Err(GroupError::IllegalGeneration {
+                received: member_epoch,
+                current: member.member_epoch,
+            });
+        }
         if member_epoch != member.member_epoch {
             return Err(GroupError::StaleMemberEpoch {
                 received: member_epoch,
@@ -1013,6 +1696,7 @@ impl ConsumerGroup {
                     entry.subscribed_topic_regex = value.subscribed_topic_regex;
                     entry.rebalance_timeout_ms = value.rebalance_timeout_ms;
                     entry.server_assignor = value.server_assignor;
+                    entry.classic = value.classic_member_metadata;
                     if let Some(instance) = &entry.instance_id {
                         self.static_members.insert(instance.clone(), member.clone());
                     }
@@ -1059,9 +1743,8 @@ impl ConsumerGroup {
     /// the subscribed topics are re-resolved on the next heartbeat.
     pub fn after_load(&mut self, settings: &ConsumerSettings, now: Instant) {
         for member in self.members.values_mut() {
-            member.session_deadline =
-                Some(now + Duration::from_millis(settings.session_timeout_ms.max(0) as u64));
-            if member.state == MemberState::UnrevokedPartitions {
+            member.session_deadline = Some(now + member.session_timeout(settings));
+            if member.state == MemberState::UnrevokedPartitions && !member.uses_classic_protocol() {
                 member.rebalance_deadline = Some((
                     now + Duration::from_millis(member.rebalance_timeout_ms.max(0) as u64),
                     member.member_epoch,

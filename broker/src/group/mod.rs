@@ -12,12 +12,19 @@
 //! sleeps until the group's earliest deadline (session, rebalance, initial delay, pending sync)
 //! and hands the expired ones back to the group.
 //!
+//! A live group migrates between the two protocols (KIP-848, `group.consumer.migration.policy`):
+//! a joining ConsumerGroupHeartbeat converts a classic group of `consumer` members into a
+//! consumer group whose old members keep speaking the classic protocol, served by the
+//! consumer group's server-side assignment; when the last consumer-protocol member leaves, the
+//! group turns back into a classic group that rebalances. Either conversion rewrites the
+//! group's records in its new form.
+//!
 //! # Layout
 //! - [`records`]: the `__consumer_offsets` key/value schemas.
 //! - [`classic`]: JoinGroup/SyncGroup/Heartbeat/LeaveGroup state machine.
 //! - [`consumer`]: the KIP-848 ConsumerGroupHeartbeat state machine.
 //! - [`assignor`]: the server-side `uniform` and `range` assignors.
-//! - [`consumer_protocol`]: reading classic consumers' embedded subscriptions and assignments.
+//! - [`consumer_protocol`]: classic consumers' embedded subscriptions and assignments.
 //! - [`error`]: [`GroupError`], mapped to Kafka codes by the handlers.
 //! - [`lag`]: committed offsets and lag over admin HTTP and as Prometheus gauges.
 
@@ -49,9 +56,9 @@ use crate::group::classic::{
     SyncAction, SyncRequest, SyncResult,
 };
 use crate::group::consumer::{
-    ConsumerGroup, ConsumerGroupState, ConsumerHeartbeat, ConsumerHeartbeatResult,
-    ConsumerSettings, LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH, TopicInfo,
-    TopicResolver,
+    ClassicJoin, ClassicJoinOutcome, ConsumerGroup, ConsumerGroupState, ConsumerHeartbeat,
+    ConsumerHeartbeatResult, ConsumerSettings, LEAVE_GROUP_MEMBER_EPOCH,
+    LEAVE_GROUP_STATIC_MEMBER_EPOCH, TopicInfo, TopicResolver,
 };
 pub use crate::group::error::{AppendFailure, GroupError};
 use crate::group::records::{CoordinatorRecord, GroupMetadataValue, OffsetCommitValue, RecordKey};
@@ -112,6 +119,51 @@ pub struct CoordinatorSettings {
     pub consumer: ConsumerSettings,
     /// `group.coordinator.rebalance.protocols` includes `consumer`.
     pub consumer_protocol_enabled: bool,
+    /// `group.consumer.migration.policy`.
+    pub migration_policy: MigrationPolicy,
+}
+
+/// `group.consumer.migration.policy` (KIP-848): whether a live group converts between the
+/// classic and the consumer protocol when its members switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    /// Both ways (Kafka's default).
+    Bidirectional,
+    /// Classic to consumer only.
+    Upgrade,
+    /// Consumer to classic only.
+    Downgrade,
+    /// Neither: a group with members keeps its protocol.
+    Disabled,
+}
+
+impl MigrationPolicy {
+    /// Kafka's case-insensitive names; anything else is `disabled`, as Kafka's `parse` of an
+    /// unknown name (the config validator refuses those before they get here).
+    pub fn parse(name: &str) -> MigrationPolicy {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "bidirectional" => MigrationPolicy::Bidirectional,
+            "upgrade" => MigrationPolicy::Upgrade,
+            "downgrade" => MigrationPolicy::Downgrade,
+            _ => MigrationPolicy::Disabled,
+        }
+    }
+
+    /// A ConsumerGroupHeartbeat may convert a classic group with members.
+    pub fn upgrade_enabled(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade
+        )
+    }
+
+    /// A consumer group left with only classic members converts back.
+    pub fn downgrade_enabled(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade
+        )
+    }
 }
 
 impl CoordinatorSettings {
@@ -151,6 +203,7 @@ impl CoordinatorSettings {
                 .group_coordinator_rebalance_protocols
                 .iter()
                 .any(|p| p.trim() == "consumer"),
+            migration_policy: MigrationPolicy::parse(&settings.group_consumer_migration_policy),
         }
     }
 
@@ -183,6 +236,7 @@ impl CoordinatorSettings {
                         assignors: vec![Assignor::Uniform, Assignor::Range],
                     },
                     consumer_protocol_enabled: true,
+                    migration_policy: MigrationPolicy::Bidirectional,
                 }
             }
         }
@@ -746,14 +800,31 @@ impl GroupCoordinator {
         let now = Instant::now();
         let now_ms = self.now_ms();
         let mut records = Vec::new();
-        match &mut state.kind {
+        let expired = match &mut state.kind {
             GroupKind::Classic(group) => {
                 group.on_timer(now, now_ms, &settings.classic);
                 if group.take_store_request() {
                     records.push(group_metadata_record(group, None));
                 }
+                Vec::new()
             }
-            GroupKind::Consumer(group) => group.on_timer(now, now_ms, &mut records),
+            GroupKind::Consumer(group) => group.expired_members(now),
+        };
+        for id in expired {
+            tracing::info!(group = %handle.group_id, member = %id, "consumer group member fenced: session, rebalance, join or sync timeout");
+            if downgrade_if_last_consumer_member(
+                &mut state,
+                &id,
+                &settings,
+                now,
+                now_ms,
+                &mut records,
+            ) {
+                break;
+            }
+            if let GroupKind::Consumer(group) = &mut state.kind {
+                group.fence_member(&id, now_ms, &mut records);
+            }
         }
         if !records.is_empty()
             && let Err(error) = self.append(shard, &records)
@@ -927,13 +998,62 @@ impl GroupCoordinator {
         };
         let now_ms = self.now_ms();
         let mut records = Vec::new();
-        if let GroupKind::Consumer(consumer) = &state.kind {
-            if !consumer.members.is_empty() {
-                return Err(GroupError::InconsistentGroupProtocol(
-                    "the group uses the consumer protocol (KIP-848); classic members cannot join it"
-                        .into(),
-                ));
+        if let GroupKind::Consumer(consumer) = &mut state.kind
+            && !consumer.members.is_empty()
+        {
+            // A classic member of a live consumer group is served by the consumer group
+            // (Kafka's `classicGroupJoinToConsumerGroup`); Kafka does so whatever the
+            // migration policy, which only governs converting the group.
+            let member_id = request.member_id.clone();
+            let join = ClassicJoin {
+                member_id: request.member_id,
+                instance_id: request.group_instance_id,
+                client_id: request.client_id,
+                client_host: request.client_host,
+                session_timeout_ms: request.session_timeout_ms,
+                rebalance_timeout_ms: request.rebalance_timeout_ms,
+                protocol_type: request.protocol_type,
+                protocols: request.protocols,
+                require_known_member_id: request.require_known_member_id,
+            };
+            let outcome = consumer.classic_join(
+                join,
+                &ImageTopics(image),
+                &settings.consumer,
+                Instant::now(),
+                now_ms,
+                &mut records,
+            );
+            let mut result = match outcome {
+                Ok(ClassicJoinOutcome::Joined {
+                    member_id,
+                    generation_id,
+                    protocol_name,
+                }) => JoinResult {
+                    error: None,
+                    member_id,
+                    generation_id,
+                    protocol_type: Some(consumer_protocol::PROTOCOL_TYPE.to_string()),
+                    protocol_name: Some(protocol_name),
+                    leader: String::new(),
+                    skip_assignment: false,
+                    members: Vec::new(),
+                },
+                Ok(ClassicJoinOutcome::MemberIdRequired(new_id)) => {
+                    JoinResult::failed(&new_id, GroupError::MemberIdRequired)
+                }
+                Err(error) => JoinResult::failed(&member_id, error),
+            };
+            if let Err(error) = self.append(&shard, &records) {
+                tracing::warn!(group = group_id, %error, "consumer group records not stored after a classic JoinGroup");
+                result = JoinResult::failed(&member_id, GroupError::Append(error));
             }
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(result);
+            handle.wake.notify_one();
+            return Ok(rx);
+        }
+        if let GroupKind::Consumer(consumer) = &state.kind {
             // An empty consumer group becomes a classic group, keeping its offsets.
             consumer.tombstones(&mut records);
             state.kind = GroupKind::Classic(ClassicGroup::new(group_id, now_ms));
@@ -980,8 +1100,36 @@ impl GroupCoordinator {
             return Err(GroupError::UnknownMemberId(request.member_id));
         };
         let settings = self.settings();
-        let GroupKind::Classic(group) = &mut state.kind else {
-            return Err(GroupError::UnknownMemberId(request.member_id));
+        let group = match &mut state.kind {
+            GroupKind::Classic(group) => group,
+            GroupKind::Consumer(consumer) => {
+                // Kafka's `classicGroupSyncToConsumerGroup`: the answer is the member's
+                // server-side assignment in the ConsumerProtocol format.
+                let result = consumer
+                    .classic_sync(
+                        &request.member_id,
+                        request.group_instance_id.as_deref(),
+                        request.generation_id,
+                        request.protocol_type.as_deref(),
+                        request.protocol_name.as_deref(),
+                        &settings.consumer,
+                        Instant::now(),
+                    )
+                    .map(|answer| SyncResult {
+                        error: None,
+                        protocol_type: request.protocol_type.clone(),
+                        protocol_name: request.protocol_name.clone(),
+                        assignment: consumer_protocol::encode_assignment(
+                            answer.version,
+                            &by_topic_name(image, &answer.assignment),
+                        ),
+                    })
+                    .unwrap_or_else(SyncResult::failed);
+                let (tx, rx) = oneshot::channel();
+                let _ = tx.send(result);
+                handle.wake.notify_one();
+                return Ok(rx);
+            }
         };
         let receiver = match group.sync(request, Instant::now()) {
             SyncAction::Wait(receiver) => receiver,
@@ -1024,10 +1172,19 @@ impl GroupCoordinator {
         let Some((handle, mut state)) = self.lock_group(&shard, group_id, false).await else {
             return Err(GroupError::UnknownMemberId(member_id.to_string()));
         };
-        let GroupKind::Classic(group) = &mut state.kind else {
-            return Err(GroupError::UnknownMemberId(member_id.to_string()));
+        let settings = self.settings();
+        let result = match &mut state.kind {
+            GroupKind::Classic(group) => {
+                group.heartbeat(member_id, instance_id, generation_id, Instant::now())
+            }
+            GroupKind::Consumer(group) => group.classic_heartbeat(
+                member_id,
+                instance_id,
+                generation_id,
+                &settings.consumer,
+                Instant::now(),
+            ),
         };
-        let result = group.heartbeat(member_id, instance_id, generation_id, Instant::now());
         handle.wake.notify_one();
         result
     }
@@ -1047,8 +1204,15 @@ impl GroupCoordinator {
             ));
         };
         let settings = self.settings();
-        let GroupKind::Classic(group) = &mut state.kind else {
-            return Err(GroupError::UnknownMemberId(String::new()));
+        let group = match &mut state.kind {
+            GroupKind::Classic(group) => group,
+            GroupKind::Consumer(group) => {
+                let mut records = Vec::new();
+                let results = group.classic_leave(leaving, self.now_ms(), &mut records);
+                self.append(&shard, &records)?;
+                handle.wake.notify_one();
+                return Ok(results);
+            }
         };
         if group.state() == ClassicState::Dead {
             return Err(GroupError::CoordinatorNotAvailable);
@@ -1080,32 +1244,80 @@ impl GroupCoordinator {
         let Some((handle, mut state)) = self.lock_group(&shard, group_id, joining).await else {
             return Err(GroupError::GroupIdNotFound(group_id.to_string()));
         };
+        let now = Instant::now();
         let now_ms = self.now_ms();
         let mut records = Vec::new();
+        let resolve = ImageTopics(image);
+        // A live classic group that may upgrade becomes a consumer group only if the joining
+        // member's heartbeat succeeds; until then the conversion is held aside.
+        let mut upgraded: Option<ConsumerGroup> = None;
         if let GroupKind::Classic(classic) = &state.kind {
             if !classic.is_empty() {
-                return Err(GroupError::GroupIdNotFound(format!(
-                    "{group_id} is a classic group with members"
-                )));
-            }
-            if !joining {
-                return Err(GroupError::UnknownMemberId(request.member_id));
-            }
-            // An empty classic group (or one that only has offsets) becomes a consumer group.
-            if classic.protocol_type.is_some() || classic.generation_id > 0 {
+                if !joining {
+                    return Err(GroupError::GroupIdNotFound(format!(
+                        "{group_id} is a classic group with members"
+                    )));
+                }
+                validate_online_upgrade(classic, &settings)?;
                 records.push(CoordinatorRecord::tombstone(RecordKey::GroupMetadata {
                     group: group_id.to_string(),
                 }));
+                upgraded = Some(ConsumerGroup::from_classic(
+                    classic,
+                    &resolve,
+                    &settings.consumer,
+                    now,
+                    now_ms,
+                    &mut records,
+                )?);
+            } else {
+                if !joining {
+                    return Err(GroupError::UnknownMemberId(request.member_id));
+                }
+                // An empty classic group (or one that only has offsets) becomes a consumer
+                // group.
+                if classic.protocol_type.is_some() || classic.generation_id > 0 {
+                    records.push(CoordinatorRecord::tombstone(RecordKey::GroupMetadata {
+                        group: group_id.to_string(),
+                    }));
+                }
+                state.kind = GroupKind::Consumer(ConsumerGroup::new(group_id, now_ms));
             }
-            state.kind = GroupKind::Consumer(ConsumerGroup::new(group_id, now_ms));
         }
-        let GroupKind::Consumer(group) = &mut state.kind else {
-            return Err(GroupError::CoordinatorNotAvailable);
-        };
-        let result = if matches!(
+        let leaving = matches!(
             request.member_epoch,
             LEAVE_GROUP_MEMBER_EPOCH | LEAVE_GROUP_STATIC_MEMBER_EPOCH
-        ) {
+        );
+        if request.member_epoch == LEAVE_GROUP_MEMBER_EPOCH
+            && let GroupKind::Consumer(group) = &state.kind
+        {
+            // The last member on the consumer protocol leaving a group of classic members
+            // converts it back (Kafka's `consumerGroupFenceMember`).
+            let id = group.leaving_member_id(&request.member_id, request.instance_id.as_deref())?;
+            if downgrade_if_last_consumer_member(
+                &mut state,
+                &id,
+                &settings,
+                now,
+                now_ms,
+                &mut records,
+            ) {
+                self.append(&shard, &records)?;
+                handle.wake.notify_one();
+                return Ok(ConsumerHeartbeatResult {
+                    member_id: id,
+                    member_epoch: LEAVE_GROUP_MEMBER_EPOCH,
+                    heartbeat_interval_ms: 0,
+                    assignment: None,
+                });
+            }
+        }
+        let group = match (&mut upgraded, &mut state.kind) {
+            (Some(group), _) => group,
+            (None, GroupKind::Consumer(group)) => group,
+            (None, GroupKind::Classic(_)) => return Err(GroupError::CoordinatorNotAvailable),
+        };
+        let result = if leaving {
             group.leave(
                 &request.member_id,
                 request.instance_id.as_deref(),
@@ -1114,16 +1326,29 @@ impl GroupCoordinator {
                 &mut records,
             )
         } else {
-            let resolve = ImageTopics(image);
             group.heartbeat(
                 request,
                 &resolve,
                 &settings.consumer,
-                Instant::now(),
+                now,
                 now_ms,
                 &mut records,
             )
         };
+        if let Some(group) = upgraded {
+            // A refused join leaves the classic group as it was.
+            result.as_ref().map_err(Clone::clone)?;
+            if let GroupKind::Classic(classic) = &mut state.kind {
+                // Members parked in a rebalance learn that another one started.
+                classic.fail_all_parked(GroupError::RebalanceInProgress);
+            }
+            tracing::info!(
+                group = group_id,
+                members = group.members.len(),
+                "classic group upgraded to a consumer group"
+            );
+            state.kind = GroupKind::Consumer(group);
+        }
         self.append(&shard, &records)?;
         handle.wake.notify_one();
         result
@@ -1644,6 +1869,82 @@ fn partition_owners(state: &GroupState) -> HashMap<(String, i32), String> {
         }
     }
     owners
+}
+
+/// Kafka's `validateOnlineUpgrade`: a ConsumerGroupHeartbeat may convert a classic group
+/// with members when the policy allows upgrades, every member uses the `consumer` protocol
+/// type, and the group fits `group.consumer.max.size`. Kafka converts a group in any state
+/// (members waiting in a rebalance are told REBALANCE_IN_PROGRESS); so does this.
+fn validate_online_upgrade(
+    classic: &ClassicGroup,
+    settings: &CoordinatorSettings,
+) -> Result<(), GroupError> {
+    let refuse = |why: &str| {
+        tracing::info!(group = %classic.group_id, "classic group not upgraded to a consumer group: {why}");
+        Err(GroupError::GroupIdNotFound(format!(
+            "group {} is not a consumer group ({why})",
+            classic.group_id
+        )))
+    };
+    if !settings.migration_policy.upgrade_enabled() {
+        return refuse("online upgrade is disabled by group.consumer.migration.policy");
+    }
+    if classic.protocol_type.as_deref() != Some(consumer_protocol::PROTOCOL_TYPE) {
+        return refuse("the group does not use the consumer embedded protocol");
+    }
+    if classic.members.len() > settings.consumer.max_size {
+        return refuse("the group is larger than group.consumer.max.size");
+    }
+    Ok(())
+}
+
+/// Kafka's `validateOnlineDowngradeWithFencedMember` and `convertToClassicGroup`: when
+/// `leaving` is the last member on the consumer protocol and only classic members remain,
+/// the policy allows downgrades and they fit `group.max.size`, the group becomes a classic
+/// group in PreparingRebalance so the remaining members rejoin; the consumer group records
+/// are deleted and the classic group stored. Returns whether it converted.
+fn downgrade_if_last_consumer_member(
+    state: &mut GroupState,
+    leaving: &str,
+    settings: &CoordinatorSettings,
+    now: Instant,
+    now_ms: i64,
+    records: &mut Vec<CoordinatorRecord>,
+) -> bool {
+    let GroupKind::Consumer(group) = &state.kind else {
+        return false;
+    };
+    if !group.is_last_consumer_protocol_member(leaving)
+        || !settings.migration_policy.downgrade_enabled()
+        || group.members.len().saturating_sub(1) > settings.classic.max_size
+    {
+        return false;
+    }
+    group.tombstones(records);
+    let members = group.classic_members_without(leaving);
+    let mut classic =
+        ClassicGroup::from_converted(&group.group_id, group.group_epoch, members, now, now_ms);
+    records.push(group_metadata_record(&classic, None));
+    classic.rebalance_after_conversion(now, now_ms, &settings.classic);
+    tracing::info!(group = %state.group_id, member = leaving, "consumer group downgraded to a classic group: its last consumer protocol member left");
+    state.kind = GroupKind::Classic(classic);
+    true
+}
+
+/// An assignment by topic id as the classic protocol names it: by topic name, partitions in
+/// order; topics no longer in `image` are left out.
+fn by_topic_name(
+    image: &MetadataImage,
+    assignment: &assignor::Assignment,
+) -> Vec<(String, Vec<i32>)> {
+    assignment
+        .iter()
+        .filter_map(|(id, partitions)| {
+            image
+                .topic_by_id(id)
+                .map(|t| (t.name.clone(), partitions.iter().copied().collect()))
+        })
+        .collect()
 }
 
 fn group_metadata_record(

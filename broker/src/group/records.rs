@@ -516,6 +516,52 @@ pub struct ConsumerGroupMemberMetadataValue {
     pub rebalance_timeout_ms: i32,
     /// The server assignor the member asked for.
     pub server_assignor: Option<String>,
+    /// Tagged field 0: set for a member that uses the classic protocol inside a consumer group.
+    pub classic_member_metadata: Option<ClassicMemberMetadata>,
+}
+
+/// The `ClassicMemberMetadata` tagged field of ConsumerGroupMemberMetadataValue: what a member
+/// joining through JoinGroup told the coordinator, kept so the group can serve its classic
+/// requests and turn back into a classic group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassicMemberMetadata {
+    /// The member's JoinGroup session timeout.
+    pub session_timeout_ms: i32,
+    /// The member's JoinGroup protocols (name, metadata), in its order of preference.
+    pub supported_protocols: Vec<(String, Bytes)>,
+}
+
+/// Tag of `ClassicMemberMetadata` in ConsumerGroupMemberMetadataValue.
+const CLASSIC_MEMBER_METADATA_TAG: u64 = 0;
+
+impl ClassicMemberMetadata {
+    fn encode_into(&self, w: &mut Writer) {
+        w.i32(self.session_timeout_ms);
+        w.compact_array_len(self.supported_protocols.len());
+        for (name, metadata) in &self.supported_protocols {
+            w.compact_string(name);
+            w.compact_bytes(metadata);
+            w.tagged_fields_none();
+        }
+        w.tagged_fields_none();
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Result<ClassicMemberMetadata, RecordCodecError> {
+        let session_timeout_ms = r.i32("classic session timeout")?;
+        let count = r.array_len_flex("classic protocols", true)?;
+        let mut supported_protocols = Vec::with_capacity(count.min(r.remaining()));
+        for _ in 0..count {
+            let name = r.string_flex("classic protocol name", true)?;
+            let metadata = r.bytes_flex("classic protocol metadata", true)?;
+            r.skip_tagged_fields()?;
+            supported_protocols.push((name, metadata));
+        }
+        r.skip_tagged_fields()?;
+        Ok(ClassicMemberMetadata {
+            session_timeout_ms,
+            supported_protocols,
+        })
+    }
 }
 
 impl ConsumerGroupMemberMetadataValue {
@@ -534,11 +580,24 @@ impl ConsumerGroupMemberMetadataValue {
         w.compact_nullable_string(self.subscribed_topic_regex.as_deref());
         w.i32(self.rebalance_timeout_ms);
         w.compact_nullable_string(self.server_assignor.as_deref());
-        w.tagged_fields_none();
+        match &self.classic_member_metadata {
+            None => w.tagged_fields_none(),
+            Some(classic) => {
+                // A nullable struct in a tagged field: its size counts a leading presence byte.
+                let mut body = Writer::default();
+                body.i8(1);
+                classic.encode_into(&mut body);
+                let body = body.finish();
+                w.uvarint(1);
+                w.uvarint(CLASSIC_MEMBER_METADATA_TAG);
+                w.uvarint(body.len() as u64);
+                w.0.put_slice(&body);
+            }
+        }
         w.finish()
     }
 
-    /// Decodes v0, skipping the classic-member tagged field.
+    /// Decodes v0 with its classic-member tagged field; unknown tags are skipped.
     pub fn decode(bytes: &[u8]) -> Result<ConsumerGroupMemberMetadataValue, RecordCodecError> {
         let mut r = Reader::new(bytes);
         r.flexible_version("ConsumerGroupMemberMetadataValue")?;
@@ -554,7 +613,23 @@ impl ConsumerGroupMemberMetadataValue {
         let subscribed_topic_regex = r.nullable_string_flex("subscribed topic regex", true)?;
         let rebalance_timeout_ms = r.i32("rebalance timeout")?;
         let server_assignor = r.nullable_string_flex("server assignor", true)?;
-        r.skip_tagged_fields()?;
+        let mut classic_member_metadata = None;
+        let tags = r.uvarint("tagged field count")?;
+        for _ in 0..tags {
+            let tag = r.uvarint("tag")?;
+            let size = r.uvarint("tagged field size")?;
+            let size = usize::try_from(size).map_err(|_| RecordCodecError::InvalidLength {
+                field: "tagged field size",
+                length: -1,
+            })?;
+            let field = r.take(size, "tagged field")?;
+            if tag == CLASSIC_MEMBER_METADATA_TAG {
+                let mut inner = Reader::new(field);
+                if inner.i8("classic member metadata presence")? >= 0 {
+                    classic_member_metadata = Some(ClassicMemberMetadata::decode_from(&mut inner)?);
+                }
+            }
+        }
         Ok(ConsumerGroupMemberMetadataValue {
             instance_id,
             rack_id,
@@ -564,6 +639,7 @@ impl ConsumerGroupMemberMetadataValue {
             subscribed_topic_regex,
             rebalance_timeout_ms,
             server_assignor,
+            classic_member_metadata,
         })
     }
 }
@@ -748,6 +824,10 @@ impl Writer {
     fn compact_string(&mut self, s: &str) {
         self.uvarint(s.len() as u64 + 1);
         self.0.put_slice(s.as_bytes());
+    }
+    fn compact_bytes(&mut self, b: &[u8]) {
+        self.uvarint(b.len() as u64 + 1);
+        self.0.put_slice(b);
     }
     fn compact_nullable_string(&mut self, s: Option<&str>) {
         match s {
@@ -1027,6 +1107,43 @@ mod tests {
         assert_eq!(GroupMetadataValue::decode(&bytes), Ok(value));
     }
 
+    /// KIP-848's ConsumerGroupMemberMetadataValue v0 with its tagged `ClassicMemberMetadata`
+    /// (tag 0), laid out as Kafka's generated writer does for a nullable struct: tag, size
+    /// counting a presence byte, the presence byte 1, then the struct.
+    #[test]
+    fn classic_member_metadata_is_tagged_field_zero() {
+        let member = ConsumerGroupMemberMetadataValue {
+            instance_id: None,
+            rack_id: None,
+            client_id: "c".into(),
+            client_host: "h".into(),
+            subscribed_topic_names: vec![],
+            subscribed_topic_regex: None,
+            rebalance_timeout_ms: -1,
+            server_assignor: None,
+            classic_member_metadata: Some(ClassicMemberMetadata {
+                session_timeout_ms: 45_000,
+                supported_protocols: vec![("range".into(), Bytes::from_static(&[0, 3]))],
+            }),
+        };
+        let bytes = member.encode();
+        // version, null instance, null rack, "c", "h", [], null regex, -1, null assignor.
+        let head = [
+            0, 0, 0, 0, 2, b'c', 2, b'h', 1, 0, 0xff, 0xff, 0xff, 0xff, 0,
+        ];
+        assert_eq!(&bytes[..head.len()], &head);
+        let struct_bytes = [
+            0, 0, 0xaf, 0xc8, // session timeout 45000
+            2,    // one protocol
+            6, b'r', b'a', b'n', b'g', b'e', 3, 0, 3, 0, // name, metadata, no tags
+            0, // no tags
+        ];
+        let mut tagged = vec![1, 0, struct_bytes.len() as u8 + 1, 1];
+        tagged.extend_from_slice(&struct_bytes);
+        assert_eq!(&bytes[head.len()..], &tagged[..]);
+        assert_eq!(ConsumerGroupMemberMetadataValue::decode(&bytes), Ok(member));
+    }
+
     #[test]
     fn consumer_group_values_round_trip() {
         let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
@@ -1039,6 +1156,7 @@ mod tests {
             subscribed_topic_regex: None,
             rebalance_timeout_ms: 1000,
             server_assignor: Some("uniform".into()),
+            classic_member_metadata: None,
         };
         assert_eq!(
             ConsumerGroupMemberMetadataValue::decode(&member.encode()),

@@ -55,6 +55,8 @@ const JOIN_GROUP_REQUIRE_KNOWN_MEMBER_ID_VERSION: i16 = 4;
 const JOIN_GROUP_SKIP_ASSIGNMENT_VERSION: i16 = 9;
 /// ConsumerGroupHeartbeat version from which the client chooses its member id (KIP-1082).
 const CONSUMER_HEARTBEAT_CLIENT_MEMBER_ID_VERSION: i16 = 1;
+/// ConsumerGroupDescribe `member_type` of a member using the classic protocol.
+const MEMBER_TYPE_CLASSIC: i8 = 0;
 /// ConsumerGroupDescribe `member_type` of a KIP-848 member.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
 
@@ -798,7 +800,11 @@ pub async fn consumer_group_describe(
                                 &names,
                             ));
                         if version >= 1 {
-                            member.member_type = MEMBER_TYPE_CONSUMER;
+                            member.member_type = if m.uses_classic_protocol() {
+                                MEMBER_TYPE_CLASSIC
+                            } else {
+                                MEMBER_TYPE_CONSUMER
+                            };
                         }
                         member
                     })
