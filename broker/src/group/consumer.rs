@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::group::assignor::{self, Assignment, Assignor, MemberSubscription};
-use crate::group::classic::{ClassicGroup, ConvertedMember};
+use crate::group::classic::{ClassicGroup, ConvertedMember, JoinRequest};
 use crate::group::consumer_protocol;
 use crate::group::error::GroupError;
 use crate::group::records::{
@@ -269,29 +269,6 @@ struct StoredMember {
     member: ConsumerMember,
     /// Its assigned partitions differ from before the request.
     assigned_changed: bool,
-}
-
-/// A JoinGroup from a classic member of a consumer group, in domain terms.
-#[derive(Debug, Clone)]
-pub struct ClassicJoin {
-    /// Member id; empty for a new member.
-    pub member_id: String,
-    /// Static instance id.
-    pub instance_id: Option<String>,
-    /// The client's `client.id`.
-    pub client_id: String,
-    /// The client's address.
-    pub client_host: String,
-    /// Session timeout.
-    pub session_timeout_ms: i32,
-    /// Rebalance timeout.
-    pub rebalance_timeout_ms: i32,
-    /// Protocol type (`consumer` to be served).
-    pub protocol_type: String,
-    /// Protocols (name, embedded subscription) in preference order.
-    pub protocols: Vec<(String, Bytes)>,
-    /// JoinGroup v4+ without an instance id: a new member first gets its id (KIP-394).
-    pub require_known_member_id: bool,
 }
 
 /// How a classic member's JoinGroup to a consumer group ends.
@@ -782,7 +759,7 @@ impl ConsumerGroup {
     #[allow(clippy::too_many_arguments)]
     pub fn classic_join(
         &mut self,
-        request: ClassicJoin,
+        request: JoinRequest,
         topics: &dyn TopicResolver,
         settings: &ConsumerSettings,
         now: Instant,
@@ -803,7 +780,7 @@ impl ConsumerGroup {
                 "member {member_id}'s protocols are not supported by the group's classic members"
             )));
         }
-        if unknown && request.require_known_member_id && request.instance_id.is_none() {
+        if unknown && request.require_known_member_id && request.group_instance_id.is_none() {
             return Ok(ClassicJoinOutcome::MemberIdRequired(member_id));
         }
         let Some((protocol_name, subscription)) =
@@ -816,7 +793,7 @@ impl ConsumerGroup {
             ));
         };
         let previous_state = self.state();
-        let member = match &request.instance_id {
+        let member = match &request.group_instance_id {
             None => self
                 .members
                 .get(&member_id)
@@ -852,7 +829,7 @@ impl ConsumerGroup {
         };
 
         let mut updated = member.clone();
-        if let Some(instance) = &request.instance_id {
+        if let Some(instance) = &request.group_instance_id {
             updated.instance_id = Some(instance.clone());
         }
         if let Some(rack) = &subscription.rack_id {

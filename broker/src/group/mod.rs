@@ -56,7 +56,7 @@ use crate::group::classic::{
     SyncAction, SyncRequest, SyncResult,
 };
 use crate::group::consumer::{
-    ClassicJoin, ClassicJoinOutcome, ConsumerGroup, ConsumerGroupState, ConsumerHeartbeat,
+    ClassicJoinOutcome, ConsumerGroup, ConsumerGroupState, ConsumerHeartbeat,
     ConsumerHeartbeatResult, ConsumerSettings, LEAVE_GROUP_MEMBER_EPOCH,
     LEAVE_GROUP_STATIC_MEMBER_EPOCH, TopicInfo, TopicResolver,
 };
@@ -1005,19 +1005,8 @@ impl GroupCoordinator {
             // (Kafka's `classicGroupJoinToConsumerGroup`); Kafka does so whatever the
             // migration policy, which only governs converting the group.
             let member_id = request.member_id.clone();
-            let join = ClassicJoin {
-                member_id: request.member_id,
-                instance_id: request.group_instance_id,
-                client_id: request.client_id,
-                client_host: request.client_host,
-                session_timeout_ms: request.session_timeout_ms,
-                rebalance_timeout_ms: request.rebalance_timeout_ms,
-                protocol_type: request.protocol_type,
-                protocols: request.protocols,
-                require_known_member_id: request.require_known_member_id,
-            };
             let outcome = consumer.classic_join(
-                join,
+                request,
                 &ImageTopics(image),
                 &settings.consumer,
                 Instant::now(),
