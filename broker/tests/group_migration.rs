@@ -17,128 +17,35 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
 use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
-use kafka_protocol::messages::offset_fetch_request::{
-    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
-};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
     ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, ConsumerProtocolAssignment,
-    ConsumerProtocolSubscription, CreateTopicsRequest, CreateTopicsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
-    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    ConsumerProtocolSubscription, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use spate_broker::server::{RunningServer, ServeOptions, start};
-use spate_broker::settings::BrokerSettings;
+use kafka_protocol::protocol::{Decodable, Encodable};
 use spate_protocol::error::ErrorCode;
-use spate_protocol::types::NodeId;
-use support::Client;
+use support::groups::{create_topic, fetch_offsets, find_coordinator, s};
+use support::{Client, TestBroker};
 use uuid::Uuid;
 
 /// A broker with fast group settings and the given migration policy.
-struct MigrationBroker {
-    server: Option<RunningServer>,
-    dir: tempfile::TempDir,
-    policy: &'static str,
-}
-
-fn options(dir: &std::path::Path, policy: &str) -> ServeOptions {
-    let static_configs: BTreeMap<String, String> = [
+async fn start_broker(policy: &str) -> TestBroker {
+    TestBroker::start_with_configs(&[
         ("group.initial.rebalance.delay.ms", "0"),
         ("offsets.topic.num.partitions", "4"),
         ("offsets.topic.replication.factor", "1"),
         ("group.consumer.migration.policy", policy),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    ServeOptions {
-        node_id: NodeId(0),
-        data_dir: dir.to_path_buf(),
-        kafka_listen: "127.0.0.1:0".into(),
-        kafka_advertise: None,
-        admin_listen: "127.0.0.1:0".into(),
-        cloudevents_listen: "127.0.0.1:0".into(),
-        cluster_id: None,
-        rack: None,
-        settings: BrokerSettings::default(),
-        static_configs,
-        quorum: Default::default(),
-    }
-}
-
-impl MigrationBroker {
-    async fn start(policy: &'static str) -> MigrationBroker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let server = start(options(dir.path(), policy))
-            .await
-            .expect("broker starts");
-        MigrationBroker {
-            server: Some(server),
-            dir,
-            policy,
-        }
-    }
-
-    async fn client(&self) -> Client {
-        Client::connect(self.server.as_ref().expect("running").kafka_addr).await
-    }
-
-    async fn restart(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.shutdown().await;
-        }
-        self.server = Some(
-            start(options(self.dir.path(), self.policy))
-                .await
-                .expect("restarts"),
-        );
-    }
-}
-
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
-
-async fn create_topic(client: &mut Client, name: &str, partitions: i32) {
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(TopicName(s(name)))
-                .with_num_partitions(partitions)
-                .with_replication_factor(1),
-        ])
-        .with_timeout_ms(30_000);
-    let response: CreateTopicsResponse = client.send(ApiKey::CreateTopics, 7, &request).await;
-    assert_eq!(response.topics[0].error_code, 0);
-}
-
-/// Waits until the group's coordinator is this broker and has loaded the group's partition.
-async fn find_coordinator(client: &mut Client, group: &str) {
-    for _ in 0..100 {
-        let response: FindCoordinatorResponse = client
-            .send(
-                ApiKey::FindCoordinator,
-                3,
-                &FindCoordinatorRequest::default().with_key(s(group)),
-            )
-            .await;
-        if response.error_code == 0 {
-            fetch_offsets(client, group, "any", &[]).await;
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no coordinator for {group}");
+    ])
+    .await
 }
 
 /// A ConsumerProtocolSubscription v1 (KIP-429: with owned partitions), as the Java client
@@ -365,43 +272,6 @@ async fn commit(
     response.topics[0].partitions[0].error_code
 }
 
-async fn fetch_offsets(
-    client: &mut Client,
-    group: &str,
-    topic: &str,
-    partitions: &[i32],
-) -> Vec<(i32, i64)> {
-    let request = OffsetFetchRequest::default().with_groups(vec![
-        OffsetFetchRequestGroup::default()
-            .with_group_id(GroupId(s(group)))
-            .with_topics(Some(vec![
-                OffsetFetchRequestTopics::default()
-                    .with_name(TopicName(s(topic)))
-                    .with_partition_indexes(partitions.to_vec()),
-            ])),
-    ]);
-    loop {
-        let response: OffsetFetchResponse = client.send(ApiKey::OffsetFetch, 8, &request).await;
-        let code = response.groups[0].error_code;
-        if code == ErrorCode::CoordinatorLoadInProgress.code()
-            || code == ErrorCode::NotCoordinator.code()
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        }
-        assert_eq!(code, 0);
-        return response.groups[0]
-            .topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|p| (p.partition_index, p.committed_offset))
-            })
-            .collect();
-    }
-}
-
 /// ListGroups v5: (group type, protocol type, state) of `group`.
 async fn listed(client: &mut Client, group: &str) -> Option<(String, String, String)> {
     let response: ListGroupsResponse = client
@@ -532,7 +402,7 @@ async fn stable_classic_group(
 /// and a restart rebuilds the mixed group from `__consumer_offsets`.
 #[tokio::test]
 async fn consumer_heartbeat_upgrades_a_live_classic_group() {
-    let mut broker = MigrationBroker::start("bidirectional").await;
+    let mut broker = start_broker("bidirectional").await;
     let mut a = broker.client().await;
     let mut b = broker.client().await;
     create_topic(&mut a, "up", 6).await;
@@ -646,7 +516,7 @@ async fn consumer_heartbeat_upgrades_a_live_classic_group() {
 /// and the classic group survives a restart.
 #[tokio::test]
 async fn classic_members_in_a_consumer_group_and_the_downgrade() {
-    let mut broker = MigrationBroker::start("bidirectional").await;
+    let mut broker = start_broker("bidirectional").await;
     let mut c = broker.client().await;
     create_topic(&mut c, "down", 4).await;
     find_coordinator(&mut c, "mixed").await;
@@ -834,7 +704,7 @@ async fn classic_members_in_a_consumer_group_and_the_downgrade() {
 /// where the policy only governs conversions; their LeaveGroup removes them.
 #[tokio::test]
 async fn disabled_policy_keeps_each_group_on_its_protocol() {
-    let broker = MigrationBroker::start("DISABLED").await;
+    let broker = start_broker("DISABLED").await;
     let mut a = broker.client().await;
     let mut b = broker.client().await;
     create_topic(&mut a, "stay", 2).await;

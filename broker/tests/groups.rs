@@ -8,11 +8,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -25,110 +22,28 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, MetadataRequest, MetadataResponse,
-    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
-    SyncGroupRequest, SyncGroupResponse, TopicName,
+    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DeleteGroupsRequest,
+    DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
-use spate_broker::server::{RunningServer, ServeOptions, start};
-use spate_broker::settings::BrokerSettings;
 use spate_protocol::error::ErrorCode;
-use spate_protocol::types::NodeId;
-use support::Client;
+use support::groups::{create_topic, fetch_offsets, find_coordinator, s};
+use support::{Client, TestBroker};
 use uuid::Uuid;
 
-/// A broker with group settings that keep the tests fast: no initial rebalance delay.
-struct GroupBroker {
-    server: Option<RunningServer>,
-    dir: tempfile::TempDir,
-}
+/// Group settings that keep the tests fast: no initial rebalance delay, four offsets partitions.
+const GROUP_CONFIGS: [(&str, &str); 3] = [
+    ("group.initial.rebalance.delay.ms", "0"),
+    ("offsets.topic.num.partitions", "4"),
+    ("offsets.topic.replication.factor", "1"),
+];
 
-fn options(dir: &std::path::Path) -> ServeOptions {
-    let static_configs: BTreeMap<String, String> = [
-        ("group.initial.rebalance.delay.ms", "0"),
-        ("offsets.topic.num.partitions", "4"),
-        ("offsets.topic.replication.factor", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    ServeOptions {
-        node_id: NodeId(0),
-        data_dir: dir.to_path_buf(),
-        kafka_listen: "127.0.0.1:0".into(),
-        kafka_advertise: None,
-        admin_listen: "127.0.0.1:0".into(),
-        cloudevents_listen: "127.0.0.1:0".into(),
-        cluster_id: None,
-        rack: None,
-        settings: BrokerSettings::default(),
-        static_configs,
-        quorum: Default::default(),
-    }
-}
-
-impl GroupBroker {
-    async fn start() -> GroupBroker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let server = start(options(dir.path())).await.expect("broker starts");
-        GroupBroker {
-            server: Some(server),
-            dir,
-        }
-    }
-
-    async fn client(&self) -> Client {
-        Client::connect(self.server.as_ref().expect("running").kafka_addr).await
-    }
-
-    async fn restart(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.shutdown().await;
-        }
-        self.server = Some(start(options(self.dir.path())).await.expect("restarts"));
-    }
-}
-
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
-
-async fn create_topic(client: &mut Client, name: &str, partitions: i32) {
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(TopicName(s(name)))
-                .with_num_partitions(partitions)
-                .with_replication_factor(1),
-        ])
-        .with_timeout_ms(30_000);
-    let response: CreateTopicsResponse = client.send(ApiKey::CreateTopics, 7, &request).await;
-    assert_eq!(response.topics[0].error_code, 0);
-}
-
-/// Finds the coordinator until it answers without error (the first call creates
-/// `__consumer_offsets`), then waits for the group's partition to be loaded.
-async fn find_coordinator(client: &mut Client, group: &str) -> FindCoordinatorResponse {
-    for _ in 0..100 {
-        let response: FindCoordinatorResponse = client
-            .send(
-                ApiKey::FindCoordinator,
-                3,
-                &FindCoordinatorRequest::default().with_key(s(group)),
-            )
-            .await;
-        if response.error_code == 0 {
-            // The coordinator is known; wait until it has loaded the group's partition.
-            fetch_v8(client, group, "any", &[]).await;
-            return response;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no coordinator for {group}");
+async fn start_group_broker() -> TestBroker {
+    TestBroker::start_with_configs(&GROUP_CONFIGS).await
 }
 
 fn join_request(
@@ -244,50 +159,12 @@ async fn commit(client: &mut Client, version: i16, request: &OffsetCommitRequest
     response.topics[0].partitions[0].error_code
 }
 
-async fn fetch_v8(
-    client: &mut Client,
-    group: &str,
-    topic: &str,
-    partitions: &[i32],
-) -> Vec<(i32, i64)> {
-    let request = OffsetFetchRequest::default().with_groups(vec![
-        OffsetFetchRequestGroup::default()
-            .with_group_id(GroupId(s(group)))
-            .with_topics(Some(vec![
-                OffsetFetchRequestTopics::default()
-                    .with_name(TopicName(s(topic)))
-                    .with_partition_indexes(partitions.to_vec()),
-            ])),
-    ]);
-    loop {
-        let response: OffsetFetchResponse = client.send(ApiKey::OffsetFetch, 8, &request).await;
-        let code = response.groups[0].error_code;
-        // Retriable while a (re)started node loads its offsets partitions.
-        if code == ErrorCode::CoordinatorLoadInProgress.code()
-            || code == ErrorCode::NotCoordinator.code()
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        }
-        assert_eq!(code, 0);
-        return response.groups[0]
-            .topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|p| (p.partition_index, p.committed_offset))
-            })
-            .collect();
-    }
-}
-
 /// FindCoordinator (10) v0-v6: group keys are served by this broker once `__consumer_offsets`
 /// exists (batched from v4); transaction keys get COORDINATOR_NOT_AVAILABLE (no transaction
 /// coordinator), unknown key types INVALID_REQUEST.
 #[tokio::test]
 async fn find_coordinator_all_versions_and_key_types() {
-    let broker = GroupBroker::start().await;
+    let broker = start_group_broker().await;
     let mut client = broker.client().await;
     let first = find_coordinator(&mut client, "g").await;
     assert_eq!(first.node_id.0, 0);
@@ -350,7 +227,7 @@ async fn find_coordinator_all_versions_and_key_types() {
 /// (KIP-394). Bad session timeouts, empty group ids and a mismatched protocol type are refused.
 #[tokio::test]
 async fn join_group_member_ids_and_bad_joins() {
-    let broker = GroupBroker::start().await;
+    let broker = start_group_broker().await;
     let mut client = broker.client().await;
     find_coordinator(&mut client, "old-client").await;
     let v3 = join(&mut client, 3, &join_request("old-client", "", None, b"m")).await;
@@ -392,7 +269,7 @@ async fn join_group_member_ids_and_bad_joins() {
 /// SyncGroup then check generations and member ids.
 #[tokio::test]
 async fn two_members_rebalance_and_generation_checks() {
-    let broker = GroupBroker::start().await;
+    let broker = start_group_broker().await;
     let mut a = broker.client().await;
     let mut b = broker.client().await;
     find_coordinator(&mut a, "pair").await;
@@ -501,7 +378,7 @@ async fn two_members_rebalance_and_generation_checks() {
 /// the old member id is fenced for Heartbeat, SyncGroup, OffsetCommit and LeaveGroup.
 #[tokio::test]
 async fn static_members_fence_their_old_incarnation() {
-    let broker = GroupBroker::start().await;
+    let broker = start_group_broker().await;
     let mut client = broker.client().await;
     find_coordinator(&mut client, "static").await;
     let first = join(
@@ -582,7 +459,7 @@ async fn static_members_fence_their_old_incarnation() {
 /// was committed.
 #[tokio::test]
 async fn offset_commit_and_fetch_errors_and_restart() {
-    let mut broker = GroupBroker::start().await;
+    let mut broker = start_group_broker().await;
     let mut client = broker.client().await;
     create_topic(&mut client, "orders", 3).await;
     find_coordinator(&mut client, "simple").await;
@@ -719,11 +596,11 @@ async fn offset_commit_and_fetch_errors_and_restart() {
         .collect();
     assert_eq!(got, vec![(0, -1), (1, 17)]);
     assert_eq!(
-        fetch_v8(&mut client, "members", "orders", &[0]).await,
+        fetch_offsets(&mut client, "members", "orders", &[0]).await,
         vec![(0, 5)]
     );
     assert_eq!(
-        fetch_v8(&mut client, "unknown-group", "orders", &[0]).await,
+        fetch_offsets(&mut client, "unknown-group", "orders", &[0]).await,
         vec![(0, -1)]
     );
 
@@ -732,11 +609,11 @@ async fn offset_commit_and_fetch_errors_and_restart() {
     let mut client = broker.client().await;
     find_coordinator(&mut client, "simple").await;
     assert_eq!(
-        fetch_v8(&mut client, "simple", "orders", &[1]).await,
+        fetch_offsets(&mut client, "simple", "orders", &[1]).await,
         vec![(1, 17)]
     );
     assert_eq!(
-        fetch_v8(&mut client, "members", "orders", &[0]).await,
+        fetch_offsets(&mut client, "members", "orders", &[0]).await,
         vec![(0, 5)]
     );
     // The group itself came back too: the member may heartbeat in its generation.
@@ -793,7 +670,7 @@ fn by_id_offsets(group: &OffsetFetchResponseGroup) -> Vec<(Uuid, i32, i64, i16)>
 /// several groups in one request, each with its own topics, errors and "all topics" choice.
 #[tokio::test]
 async fn offset_fetch_batches_groups_and_names_topics_by_id() {
-    let broker = GroupBroker::start().await;
+    let broker = start_group_broker().await;
     let mut client = broker.client().await;
     create_topic(&mut client, "orders", 2).await;
     create_topic(&mut client, "ledger", 1).await;
@@ -924,7 +801,7 @@ async fn offset_fetch_batches_groups_and_names_topics_by_id() {
 
 #[tokio::test]
 async fn oversized_group_metadata_fails_the_sync_not_the_group() {
-    let broker = GroupBroker::start().await;
+    let broker = start_group_broker().await;
     let mut client = broker.client().await;
     find_coordinator(&mut client, "huge").await;
     let (member, generation) = join_alone(&mut client, "huge").await;
@@ -959,7 +836,7 @@ async fn oversized_group_metadata_fails_the_sync_not_the_group() {
 /// non-empty and unknown groups and deletes empty ones with their offsets.
 #[tokio::test]
 async fn list_and_delete_groups() {
-    let broker = GroupBroker::start().await;
+    let broker = start_group_broker().await;
     let mut client = broker.client().await;
     create_topic(&mut client, "t", 1).await;
     find_coordinator(&mut client, "busy").await;
@@ -1030,7 +907,7 @@ async fn list_and_delete_groups() {
         ]
     );
     assert_eq!(
-        fetch_v8(&mut client, "idle", "t", &[0]).await,
+        fetch_offsets(&mut client, "idle", "t", &[0]).await,
         vec![(0, -1)]
     );
 }
@@ -1069,7 +946,7 @@ fn consumer_heartbeat(group: &str, member: &str, epoch: i32) -> ConsumerGroupHea
 /// an unknown member UNKNOWN_MEMBER_ID, a future epoch FENCED_MEMBER_EPOCH; leaving works.
 #[tokio::test]
 async fn consumer_group_heartbeat_protocol() {
-    let broker = GroupBroker::start().await;
+    let broker = start_group_broker().await;
     let mut client = broker.client().await;
     create_topic(&mut client, "kip848", 4).await;
     find_coordinator(&mut client, "cg").await;

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod groups;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -19,6 +22,8 @@ use tokio::net::TcpStream;
 pub struct TestBroker {
     pub server: Option<RunningServer>,
     pub dir: tempfile::TempDir,
+    settings: BrokerSettings,
+    static_configs: BTreeMap<String, String>,
 }
 
 impl TestBroker {
@@ -27,13 +32,31 @@ impl TestBroker {
     }
 
     pub async fn start_with(settings: BrokerSettings) -> TestBroker {
+        TestBroker::launch(settings, BTreeMap::new()).await
+    }
+
+    /// A broker with these broker configs (`--set KEY=VALUE` on the command line).
+    pub async fn start_with_configs(configs: &[(&str, &str)]) -> TestBroker {
+        let configs = configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TestBroker::launch(BrokerSettings::default(), configs).await
+    }
+
+    async fn launch(
+        settings: BrokerSettings,
+        static_configs: BTreeMap<String, String>,
+    ) -> TestBroker {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server = start(options(dir.path(), settings))
+        let server = start(options(dir.path(), &settings, &static_configs))
             .await
             .expect("broker starts");
         TestBroker {
             server: Some(server),
             dir,
+            settings,
+            static_configs,
         }
     }
 
@@ -45,19 +68,22 @@ impl TestBroker {
         Client::connect(self.addr()).await
     }
 
-    /// Stops the broker cleanly and starts it again on the same data dir.
+    /// Stops the broker cleanly and starts it again on the same data dir and settings.
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
-        let server = start(options(self.dir.path(), BrokerSettings::default()))
-            .await
-            .expect("broker restarts");
+        let options = options(self.dir.path(), &self.settings, &self.static_configs);
+        let server = start(options).await.expect("broker restarts");
         self.server = Some(server);
     }
 }
 
-fn options(dir: &std::path::Path, settings: BrokerSettings) -> ServeOptions {
+fn options(
+    dir: &std::path::Path,
+    settings: &BrokerSettings,
+    static_configs: &BTreeMap<String, String>,
+) -> ServeOptions {
     ServeOptions {
         node_id: NodeId(0),
         data_dir: dir.to_path_buf(),
@@ -67,8 +93,8 @@ fn options(dir: &std::path::Path, settings: BrokerSettings) -> ServeOptions {
         cloudevents_listen: "127.0.0.1:0".into(),
         cluster_id: None,
         rack: None,
-        settings,
-        static_configs: Default::default(),
+        settings: settings.clone(),
+        static_configs: static_configs.clone(),
         quorum: Default::default(),
     }
 }
