@@ -21,13 +21,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::ClientContext;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use spate_e2e::cluster::{ClusterOptions, SpateCluster, request, targets_spate};
+use spate_e2e::cluster::{ClusterOptions, SpateCluster, create_topic, request, targets_spate};
 
 const TOPIC: &str = "moving";
 const GROUP: &str = "movers";
@@ -80,7 +78,9 @@ fn a_group_is_rebuilt_by_the_new_leader_of_its_offsets_partition() {
 }
 
 fn group_moves(cluster: &mut SpateCluster) -> Result<()> {
-    create_topic(&cluster.bootstrap_all())?;
+    if let Err((code, message)) = create_topic(&cluster.bootstrap(0), TOPIC, PARTITIONS, 3)? {
+        bail!("creating {TOPIC}: error {code}: {message}");
+    }
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", cluster.bootstrap_all())
         .set("acks", "all")
@@ -176,24 +176,6 @@ fn group_moves(cluster: &mut SpateCluster) -> Result<()> {
         seen.len(),
         2 * RECORDS
     );
-    Ok(())
-}
-
-fn create_topic(bootstrap: &str) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("admin client")?;
-    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3));
-    let results = futures::executor::block_on(admin.create_topics(
-        [&topic],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-    ))?;
-    for result in results {
-        if let Err((name, code)) = result {
-            bail!("creating {name}: {code:?}");
-        }
-    }
     Ok(())
 }
 
