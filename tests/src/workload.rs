@@ -564,3 +564,95 @@ pub fn produce_raw(
         .context("Produce answered no partition")?;
     Ok((answer.error_code, answer.base_offset))
 }
+
+/// Where one stored record came from, as its batch header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOrigin {
+    /// Offset.
+    pub offset: i64,
+    /// Epoch of the leader that appended the batch.
+    pub leader_epoch: i32,
+    /// Producer id (-1: not idempotent).
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// The record's sequence number.
+    pub sequence: i32,
+    /// The record's value.
+    pub value: String,
+}
+
+/// The records of `topic`-`partition` in `[from, to)` with their batches' producer id, epoch and
+/// sequences, read from the leader at `addr` with a raw Fetch v12 (a client library would
+/// hide them). Used to tell how a record came to be stored twice.
+pub fn record_origins(
+    addr: &str,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    to: i64,
+) -> Result<Vec<RecordOrigin>> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::RecordBatchDecoder;
+    let mut origins = Vec::new();
+    let mut next = from;
+    while next < to {
+        let request = FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(next)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ]);
+        let response: FetchResponse = crate::cluster::request(addr, ApiKey::Fetch, 12, &request)?;
+        let data = response
+            .responses
+            .first()
+            .and_then(|t| t.partitions.first())
+            .context("Fetch answered no partition")?;
+        if data.error_code != 0 {
+            bail!(
+                "Fetch of {topic}-{partition} at {next}: error {}",
+                data.error_code
+            );
+        }
+        let mut bytes = data.records.clone().unwrap_or_default();
+        if bytes.is_empty() {
+            break;
+        }
+        let before = next;
+        while !bytes.is_empty() {
+            let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
+                break;
+            };
+            for r in set.records {
+                next = next.max(r.offset + 1);
+                if r.offset >= from && r.offset < to {
+                    origins.push(RecordOrigin {
+                        offset: r.offset,
+                        leader_epoch: r.partition_leader_epoch,
+                        producer_id: r.producer_id,
+                        producer_epoch: r.producer_epoch,
+                        sequence: r.sequence,
+                        value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
+                            .into_owned(),
+                    });
+                }
+            }
+        }
+        if next == before {
+            break;
+        }
+    }
+    Ok(origins)
+}

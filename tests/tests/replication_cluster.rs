@@ -105,6 +105,85 @@ fn with_two_of_three_nodes_down_acks_all_is_refused_and_acks_1_is_not() {
     }
 }
 
+/// An idempotent producer's batches reach every replica with their producer id, epoch and
+/// sequence numbers: after the leader stops, the new leader serves the same records under the
+/// same producer and sequences, which is what lets it deduplicate a retried batch.
+#[test]
+fn idempotent_batches_keep_their_producer_and_sequences_on_the_new_leader() {
+    if !targets_spate("idempotent_batches_keep_their_producer_and_sequences_on_the_new_leader") {
+        return;
+    }
+    let mut cluster = SpateCluster::start(options()).unwrap_or_else(|e| panic!("{e:#}"));
+    if let Err(e) = producer_state_moves(&mut cluster) {
+        panic!("{e:#}\n{}", cluster.logs());
+    }
+}
+
+fn producer_state_moves(cluster: &mut SpateCluster) -> Result<()> {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    const TOPIC: &str = "idempotent-moves";
+    const RECORDS: i32 = 12;
+    create_topic(
+        &cluster.bootstrap_all(),
+        TOPIC,
+        1,
+        &[("min.insync.replicas", "2")],
+    )?;
+    workload::wait_fully_in_sync(&addresses(cluster, &[0, 1, 2]), TOPIC, WAIT_TIMEOUT)?;
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_all())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "0")
+        .create()
+        .context("idempotent producer")?;
+    for i in 0..RECORDS {
+        let value = format!("record {i}");
+        // One record per flush: one batch each, so sequences advance batch by batch.
+        producer
+            .send(
+                BaseRecord::<(), str>::to(TOPIC)
+                    .partition(0)
+                    .payload(&value),
+            )
+            .map_err(|(e, _)| e)
+            .context("send")?;
+        producer.flush(Duration::from_secs(30)).context("flush")?;
+    }
+    drop(producer);
+    let leader = workload::partitions(&cluster.bootstrap(0), TOPIC)?[0].leader as usize;
+    let before = workload::record_origins(&cluster.bootstrap(leader), TOPIC, 0, 0, 100)?;
+    cluster.stop(leader)?;
+    let other = (leader + 1) % 3;
+    let moved = wait_for(&cluster.bootstrap(other), TOPIC, "a new leader", |p| {
+        p.leader >= 0 && p.leader != leader as i32
+    })?;
+    let after = workload::record_origins(
+        &cluster.bootstrap(moved[0].leader as usize),
+        TOPIC,
+        0,
+        0,
+        100,
+    )?;
+    ensure!(
+        before.len() == RECORDS as usize,
+        "the old leader holds {} records: {before:?}",
+        before.len()
+    );
+    ensure!(
+        after == before,
+        "the new leader's records differ from the old leader's:\n{before:?}\n{after:?}"
+    );
+    let producer_id = after[0].producer_id;
+    ensure!(producer_id >= 0, "not an idempotent batch: {after:?}");
+    for (i, o) in after.iter().enumerate() {
+        ensure!(
+            o.producer_id == producer_id && o.sequence == i as i32 && o.offset == i as i64,
+            "record {i}: {o:?}"
+        );
+    }
+    Ok(())
+}
+
 /// Waits until node `id`'s Prometheus metrics satisfy `wanted` (gauges are refreshed on a
 /// schedule, not on every change).
 fn wait_metrics(

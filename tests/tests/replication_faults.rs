@@ -17,6 +17,7 @@
 //! `SPATE_REPLICATION_ROUNDS` sets the number of rounds (default 20). The timeouts below are
 //! shortened from Kafka's defaults so that a fault resolves in seconds.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -272,7 +273,61 @@ fn run(cluster: &mut NetCluster, rounds: usize) -> Result<(history::Report, Vec<
     let produced = producer.stop()?;
     let observed = observer.stop()?;
     let final_log = workload::read_all(&bootstrap, TOPIC, PARTITIONS, WAIT_TIMEOUT)?;
-    Ok((history::check(&produced, &observed, &final_log), faults))
+    let report = history::check(&produced, &observed, &final_log);
+    if report.count("duplicated") > 0 {
+        print_duplicate_origins(cluster, &final_log);
+    }
+    Ok((report, faults))
+}
+
+/// Prints the batch headers (leader epoch, producer id, epoch, sequence) around every record
+/// stored twice, so a report tells whether the copies share a producer epoch and sequence (a
+/// retry the broker failed to deduplicate) or not (the client sent the record again under a
+/// bumped epoch).
+fn print_duplicate_origins(cluster: &NetCluster, final_log: &BTreeMap<i32, Vec<(i64, String)>>) {
+    for (partition, records) in final_log {
+        let mut places: HashMap<&str, Vec<i64>> = HashMap::new();
+        for (offset, value) in records {
+            places.entry(value.as_str()).or_default().push(*offset);
+        }
+        let twice: Vec<i64> = places
+            .values()
+            .filter(|offsets| offsets.len() > 1)
+            .flatten()
+            .copied()
+            .collect();
+        let (Some(low), Some(high)) = (twice.iter().min(), twice.iter().max()) else {
+            continue;
+        };
+        let origins = leader_of(cluster, *partition, &all_nodes()).and_then(|leader| {
+            workload::record_origins(
+                &cluster.bootstrap(leader),
+                TOPIC,
+                *partition,
+                (low - 4).max(0),
+                high + 5,
+            )
+        });
+        match origins {
+            Ok(origins) => {
+                println!("partition {partition}, records around the duplicates:");
+                for o in origins {
+                    println!(
+                        "  offset {} leader epoch {} producer {} epoch {} sequence {} value {}",
+                        o.offset,
+                        o.leader_epoch,
+                        o.producer_id,
+                        o.producer_epoch,
+                        o.sequence,
+                        o.value
+                    );
+                }
+            }
+            Err(error) => {
+                println!("partition {partition}: cannot read the duplicates' batches: {error:#}")
+            }
+        }
+    }
 }
 
 /// The leader of `partition`, as a live node reports it.
