@@ -13,7 +13,7 @@ use crate::image::{MetadataImage, PartitionState, TopicImage};
 use crate::records::{
     BrokerFencingRecord, ConfigRecord, Endpoint, MetadataRecord, PartitionChangeRecord,
     PartitionRecord, ProducerIdsRecord, Record, RegisterBrokerRecord, RemoveTopicRecord,
-    ReplicaList, TopicRecord,
+    ReplicaList, ResourceRecord, TopicRecord,
 };
 
 /// Longest legal topic name, as Kafka (`Topic.MAX_NAME_LENGTH`).
@@ -23,6 +23,10 @@ pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
 pub const PARTITIONS_PER_REQUEST_MAX: i32 = 100_000;
 /// Producer ids handed to a broker per ProducerIds record, as Kafka's `PRODUCER_ID_BLOCK_SIZE`.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+/// Longest kind or name of an extension resource, in bytes.
+pub const RESOURCE_NAME_LENGTH_MAX: usize = 512;
+/// Largest value of an extension resource, in bytes: it lives in every image and snapshot.
+pub const RESOURCE_VALUE_BYTES_MAX: usize = 256 * 1024;
 
 /// Why the controller refused a request, mapped to a Kafka error code by the broker.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -928,6 +932,31 @@ pub fn create_partitions(
         }
     };
     Ok(partition_records(topic.id, &placement))
+}
+
+/// Checks one extension resource change: a kind and a name, both short, and a bounded value.
+pub fn check_resource(change: &ResourceRecord) -> Result<(), ControllerError> {
+    if change.kind.is_empty() || change.kind.len() > RESOURCE_NAME_LENGTH_MAX {
+        return Err(ControllerError::InvalidRequest(format!(
+            "resource kind must be 1 to {RESOURCE_NAME_LENGTH_MAX} bytes"
+        )));
+    }
+    if change.name.is_empty() || change.name.len() > RESOURCE_NAME_LENGTH_MAX {
+        return Err(ControllerError::InvalidRequest(format!(
+            "resource name must be 1 to {RESOURCE_NAME_LENGTH_MAX} bytes"
+        )));
+    }
+    if change
+        .value
+        .as_ref()
+        .is_some_and(|v| v.len() > RESOURCE_VALUE_BYTES_MAX)
+    {
+        return Err(ControllerError::InvalidRequest(format!(
+            "{} {}: value over {RESOURCE_VALUE_BYTES_MAX} bytes",
+            change.kind, change.name
+        )));
+    }
+    Ok(())
 }
 
 /// Decides the records for a set of dynamic config changes on one resource (`None` removes).

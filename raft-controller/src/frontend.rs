@@ -19,7 +19,7 @@ use crate::controller::{
     ControllerSettings, CreatedTopic, ElectionResult, HeartbeatOutcome, NewTopic,
 };
 use crate::image::MetadataImage;
-use crate::records::{Endpoint, MetadataRecord};
+use crate::records::{Endpoint, MetadataRecord, Record, ResourceRecord};
 
 /// A metadata change the broker asks the controller for.
 #[derive(Debug, Clone)]
@@ -110,6 +110,11 @@ pub enum ControllerRequest {
         /// (topic id, partition index) pairs.
         partitions: Option<Vec<(Uuid, i32)>>,
     },
+    /// Set or remove extension resources (the CloudEvents brokers and triggers), all at once.
+    PutResources {
+        /// The changes, in order.
+        changes: Vec<ResourceRecord>,
+    },
 }
 
 /// What a request produced, in request order.
@@ -146,6 +151,8 @@ pub enum ControllerReply {
     PartitionAltered(Result<AlteredPartition, AlterPartitionError>),
     /// One result per partition considered.
     LeadersElected(Vec<ElectionResult>),
+    /// Extension resources were set or removed.
+    ResourcesChanged,
 }
 
 /// One member of the metadata quorum as the leader sees it (DescribeQuorum's `ReplicaState`).
@@ -316,6 +323,16 @@ pub fn decide(
             ControllerReply::ConfigsAltered,
             controller::alter_configs(*resource_type, resource_name, changes),
         )),
+        ControllerRequest::PutResources { changes } => {
+            for change in changes {
+                controller::check_resource(change)?;
+            }
+            let records = changes
+                .iter()
+                .map(|c| MetadataRecord::new(Record::Resource(c.clone())))
+                .collect();
+            Ok((ControllerReply::ResourcesChanged, records))
+        }
         ControllerRequest::AllocateProducerIds {
             broker_id,
             broker_epoch,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::records::{
     BrokerFencingRecord, ConfigRecord, Endpoint, MetadataRecord, PartitionChangeRecord,
     PartitionRecord, ProducerIdsRecord, Record, RegisterBrokerRecord, RemoveTopicRecord,
-    TopicRecord, UnregisterBrokerRecord, topic_id_from_bytes,
+    ResourceRecord, TopicRecord, UnregisterBrokerRecord, topic_id_from_bytes,
 };
 
 /// A record that cannot be applied to the current image. Applying is deterministic, so every
@@ -118,8 +118,12 @@ pub struct MetadataImage {
     topics: Arc<HashMap<Uuid, Arc<TopicImage>>>,
     topic_ids: Arc<HashMap<String, Uuid>>,
     configs: Arc<HashMap<(i32, String), Arc<ConfigMap>>>,
+    resources: Arc<ResourceMap>,
     next_producer_id: i64,
 }
+
+/// Extension resources by (kind, name): the values of [`ResourceRecord`]s.
+pub type ResourceMap = BTreeMap<(String, String), Vec<u8>>;
 
 impl MetadataImage {
     /// The image before any record.
@@ -176,6 +180,20 @@ impl MetadataImage {
         self.next_producer_id
     }
 
+    /// Every extension resource. The map is shared between images until one changes it, so
+    /// `Arc::ptr_eq` tells a watcher whether anything changed.
+    pub fn resources(&self) -> &Arc<ResourceMap> {
+        &self.resources
+    }
+
+    /// The resources of one kind, by name.
+    pub fn resources_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.resources
+            .iter()
+            .filter(move |((k, _), _)| k == kind)
+            .map(|((_, name), value)| (name.as_str(), value.as_slice()))
+    }
+
     /// Records that rebuild this image when applied to an empty one, in a fixed order: the
     /// content of a metadata snapshot. Two images describe the same cluster exactly when their
     /// records are equal.
@@ -224,6 +242,13 @@ impl MetadataImage {
                 })));
             }
         }
+        for ((kind, name), value) in self.resources.iter() {
+            records.push(MetadataRecord::new(Record::Resource(ResourceRecord {
+                kind: kind.clone(),
+                name: name.clone(),
+                value: Some(value.clone()),
+            })));
+        }
         if self.next_producer_id > 0 {
             records.push(MetadataRecord::new(Record::ProducerIds(
                 ProducerIdsRecord {
@@ -263,6 +288,15 @@ impl MetadataImage {
             Some(Record::RemoveTopic(r)) => self.remove_topic(offset, r),
             Some(Record::ProducerIds(r)) => {
                 self.allocate_producer_ids(r);
+                Ok(())
+            }
+            Some(Record::Resource(r)) => {
+                let resources = Arc::make_mut(&mut self.resources);
+                let key = (r.kind.clone(), r.name.clone());
+                match &r.value {
+                    Some(value) => resources.insert(key, value.clone()),
+                    None => resources.remove(&key),
+                };
                 Ok(())
             }
         }

@@ -23,7 +23,7 @@ pub struct MetadataRecord {
     #[prost(uint32, tag = "1")]
     pub version: u32,
     /// The record itself.
-    #[prost(oneof = "Record", tags = "10, 11, 12, 13, 14, 15, 16, 17, 18")]
+    #[prost(oneof = "Record", tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19")]
     pub record: Option<Record>,
 }
 
@@ -57,6 +57,9 @@ pub enum Record {
     /// A block of producer ids was handed out.
     #[prost(message, tag = "18")]
     ProducerIds(ProducerIdsRecord),
+    /// A named resource of a broker extension was set or removed.
+    #[prost(message, tag = "19")]
+    Resource(ResourceRecord),
 }
 
 /// A listener a broker advertises.
@@ -227,6 +230,22 @@ pub struct ProducerIdsRecord {
     /// First producer id not yet handed out.
     #[prost(int64, tag = "3")]
     pub next_producer_id: i64,
+}
+
+/// A named resource kept for an extension of the broker (the CloudEvents brokers and triggers),
+/// opaque to the controller: set (`value` present) or removed (`value` absent). Its kind and name
+/// identify it; setting it again replaces the value.
+#[derive(Clone, PartialEq, Message)]
+pub struct ResourceRecord {
+    /// What it is, e.g. `cloudevents.broker`.
+    #[prost(string, tag = "1")]
+    pub kind: String,
+    /// Its name within the kind.
+    #[prost(string, tag = "2")]
+    pub name: String,
+    /// The value, absent to remove it.
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub value: Option<Vec<u8>>,
 }
 
 /// The payload of one raft log entry: the records of one controller decision batch, applied

@@ -17,7 +17,7 @@ use crate::controller::{
 };
 use crate::frontend::{ControllerReply, ControllerRequest, QuorumDescription, QuorumReplica};
 use crate::node::{Command, CommandReply, ForwardOutcome, PeerMessage};
-use crate::records::{Endpoint, ReplicaList};
+use crate::records::{Endpoint, ReplicaList, ResourceRecord};
 
 /// Version of this wire format, sent in [`Hello`].
 pub const PEER_PROTOCOL_VERSION: u32 = 1;
@@ -141,7 +141,10 @@ pub struct JoinMsg {
 #[derive(Clone, PartialEq, Message)]
 pub struct RequestMsg {
     /// Which one.
-    #[prost(oneof = "RequestBody", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")]
+    #[prost(
+        oneof = "RequestBody",
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13"
+    )]
     pub body: Option<RequestBody>,
 }
 
@@ -184,6 +187,17 @@ pub enum RequestBody {
     /// ElectUncleanLeaders.
     #[prost(message, tag = "12")]
     ElectUncleanLeaders(ElectMsg),
+    /// PutResources.
+    #[prost(message, tag = "13")]
+    PutResources(PutResourcesMsg),
+}
+
+/// PutResources.
+#[derive(Clone, PartialEq, Message)]
+pub struct PutResourcesMsg {
+    /// The changes, in order.
+    #[prost(message, repeated, tag = "1")]
+    pub changes: Vec<ResourceRecord>,
 }
 
 /// RegisterBroker.
@@ -429,7 +443,7 @@ pub struct ReplyMsg {
     /// Which one.
     #[prost(
         oneof = "ReplyBody",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14"
     )]
     pub body: Option<ReplyBody>,
 }
@@ -476,6 +490,9 @@ pub enum ReplyBody {
     /// QuorumDescribed.
     #[prost(message, tag = "13")]
     QuorumDescribed(QuorumMsg),
+    /// ResourcesChanged.
+    #[prost(message, tag = "14")]
+    ResourcesChanged(Empty),
 }
 
 /// Per-topic CreateTopics results.
@@ -832,6 +849,9 @@ fn request_to(request: &ControllerRequest) -> RequestBody {
         ControllerRequest::ElectUncleanLeaders { partitions } => {
             RequestBody::ElectUncleanLeaders(elect_msg(partitions))
         }
+        ControllerRequest::PutResources { changes } => RequestBody::PutResources(PutResourcesMsg {
+            changes: changes.clone(),
+        }),
     }
 }
 
@@ -927,6 +947,7 @@ fn request_from(body: RequestBody) -> Result<ControllerRequest, WireError> {
         RequestBody::ElectUncleanLeaders(r) => ControllerRequest::ElectUncleanLeaders {
             partitions: elect_partitions(&r)?,
         },
+        RequestBody::PutResources(r) => ControllerRequest::PutResources { changes: r.changes },
     })
 }
 
@@ -1185,6 +1206,7 @@ fn reply_to(reply: &CommandReply) -> ReplyBody {
                         .collect(),
                 })
             }
+            ControllerReply::ResourcesChanged => ReplyBody::ResourcesChanged(Empty {}),
         },
     }
 }
@@ -1248,6 +1270,7 @@ fn reply_from(body: ReplyBody) -> Result<CommandReply, WireError> {
                 })
                 .collect::<Result<_, WireError>>()?,
         ),
+        ReplyBody::ResourcesChanged(_) => ControllerReply::ResourcesChanged,
     };
     Ok(CommandReply::Reply(reply))
 }

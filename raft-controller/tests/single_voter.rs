@@ -11,7 +11,7 @@ use spate_controller::controller::{ControllerError, ControllerSettings, NewTopic
 use spate_controller::disk::METADATA_DIR_NAME;
 use spate_controller::frontend::{ControllerReply, ControllerRequest, MetadataFrontend};
 use spate_controller::quorum::{QuorumOptions, QuorumTiming, RaftQuorum};
-use spate_controller::records::{CONFIG_RESOURCE_TOPIC, Endpoint};
+use spate_controller::records::{CONFIG_RESOURCE_TOPIC, Endpoint, ResourceRecord};
 use spate_protocol::types::NodeId;
 
 fn options(dir: &Path) -> QuorumOptions {
@@ -257,6 +257,38 @@ async fn restart_after_compaction_rebuilds_the_image_from_the_snapshot() {
         .register_broker(Vec::new(), Some("rack-a".into()))
         .await
         .unwrap();
+    // Extension resources live in the image like topics: set, replaced, removed, refused when
+    // unnamed, and carried by the snapshot.
+    let resource = |name: &str, value: Option<&str>| ResourceRecord {
+        kind: "test.kind".into(),
+        name: name.into(),
+        value: value.map(|v| v.as_bytes().to_vec()),
+    };
+    quorum
+        .submit(ControllerRequest::PutResources {
+            changes: vec![
+                resource("a", Some("one")),
+                resource("b", Some("two")),
+                resource("a", Some("three")),
+            ],
+        })
+        .await
+        .unwrap();
+    quorum
+        .submit(ControllerRequest::PutResources {
+            changes: vec![resource("b", None)],
+        })
+        .await
+        .unwrap();
+    let refused = quorum
+        .submit(ControllerRequest::PutResources {
+            changes: vec![resource("", Some("x"))],
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(ControllerError::InvalidRequest(_))),
+        "{refused:?}"
+    );
     for i in 0..20 {
         quorum
             .submit(ControllerRequest::CreateTopics {
@@ -298,5 +330,8 @@ async fn restart_after_compaction_rebuilds_the_image_from_the_snapshot() {
     let after = quorum.image().to_records();
     assert!(before == after, "the image differs after the restart");
     assert_eq!(quorum.image().topic_count(), 20);
+    let image = quorum.image();
+    let resources: Vec<_> = image.resources_of("test.kind").collect();
+    assert_eq!(resources, vec![("a", b"three".as_slice())]);
     quorum.shutdown().await;
 }

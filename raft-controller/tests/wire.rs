@@ -9,7 +9,7 @@ use spate_controller::frontend::{
     ControllerReply, ControllerRequest, QuorumDescription, QuorumReplica,
 };
 use spate_controller::node::{Command, CommandReply, ForwardOutcome, PeerMessage};
-use spate_controller::records::Endpoint;
+use spate_controller::records::{Endpoint, ResourceRecord};
 use spate_controller::wire::{self, Frame, WireError};
 use spate_protocol::types::NodeId;
 use uuid::Uuid;
@@ -123,6 +123,20 @@ fn every_request_round_trips() {
             new_isr: vec![NodeId(1), NodeId(2)],
         }),
         ControllerRequest::ElectPreferredLeaders { partitions: None },
+        ControllerRequest::PutResources {
+            changes: vec![
+                ResourceRecord {
+                    kind: "cloudevents.broker".into(),
+                    name: "ns/b".into(),
+                    value: Some(b"{}".to_vec()),
+                },
+                ResourceRecord {
+                    kind: "cloudevents.trigger".into(),
+                    name: "ns/t".into(),
+                    value: None,
+                },
+            ],
+        },
         ControllerRequest::ElectPreferredLeaders {
             partitions: Some(vec![(topic_id, 0)]),
         },
@@ -165,6 +179,7 @@ fn every_reply_and_error_round_trips() {
         ControllerReply::BrokerHeartbeat { fenced: true },
         ControllerReply::StaleBrokerEpoch,
         ControllerReply::BrokerFenced,
+        ControllerReply::ResourcesChanged,
         ControllerReply::PartitionAltered(Ok(AlteredPartition {
             leader: Some(NodeId(1)),
             leader_epoch: 3,
