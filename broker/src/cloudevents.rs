@@ -2,8 +2,8 @@
 //! `EventLog` trait over the local partitions, the metadata image and the group coordinator,
 //! and [`start`] runs the ingress listener, the trigger dispatcher and the management API.
 //!
-//! Brokers and triggers are kept in `<data_dir>/cloudevents/` by the crate's file store, so
-//! they survive restarts on this node.
+//! Brokers and triggers are metadata records ([`resources`]), so every node sees them and they
+//! survive restarts.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,11 +28,14 @@ use crate::Broker;
 use crate::group::{CommitIdentity, GroupError, OFFSETS_TOPIC, OffsetCommitEntry};
 use crate::replica::partition::{Isolation, ProduceError, ReadError};
 
+pub mod resources;
+
 /// Bytes read from a partition per dispatcher read; bounds memory per trigger worker.
 pub const READ_MAX_BYTES: usize = 1024 * 1024;
 /// How long an `acks=all` append waits for the high watermark to pass it.
 pub const ACKS_ALL_TIMEOUT_MS: u64 = 30_000;
-/// Directory under the data dir holding the stored brokers and triggers.
+/// Directory under the data dir where an earlier version kept the brokers and triggers (imported
+/// into the metadata at start).
 pub const STORE_DIR_NAME: &str = "cloudevents";
 
 /// The broker as CloudEvents sees it.
@@ -434,8 +437,8 @@ pub struct CloudEvents {
     pub control: Arc<Control<BrokerLog, TokioClock>>,
 }
 
-/// Loads the stored brokers and triggers, then serves the ingress on `listener` and runs the
-/// dispatcher until `shutdown`.
+/// Follows the brokers and triggers in the metadata, then serves the ingress on `listener` and
+/// runs the dispatcher until `shutdown`.
 pub async fn start(
     broker: Arc<Broker>,
     listener: TcpListener,
@@ -446,23 +449,21 @@ pub async fn start(
     let log = Arc::new(BrokerLog::new(broker.clone()));
     let registry = Arc::new(Registry::new());
     let dispatcher = Dispatcher::new(log.clone(), registry.clone(), Arc::new(TokioClock));
-    let store = FileStore::new(broker.replicas.data_dir().join(STORE_DIR_NAME));
+    let sync = resources::RegistrySync::new(registry.clone());
+    sync.sync(&broker.metadata.image());
+    tasks.spawn(sync.clone().run(broker.metadata.clone(), shutdown.clone()));
+    tasks.spawn(resources::import_file_store(
+        FileStore::new(broker.replicas.data_dir().join(STORE_DIR_NAME)),
+        broker.metadata.clone(),
+        shutdown.clone(),
+    ));
+    let store = resources::MetadataStore::new(broker.metadata.clone(), sync);
     let control = Control::new(
         log.clone(),
         registry.clone(),
         dispatcher.clone(),
-        Some(store),
+        Some(Arc::new(store)),
     );
-    match control.load().await {
-        Ok(refused) => {
-            for reason in refused {
-                tracing::warn!(%reason, "stored CloudEvents resource refused");
-            }
-        }
-        Err(error) => {
-            tracing::error!(%error, "cannot load stored CloudEvents brokers and triggers")
-        }
-    }
     let ingress = Ingress::new(log, registry, IngressConfig::default());
     let stop = shutdown.clone();
     tasks.spawn(async move {

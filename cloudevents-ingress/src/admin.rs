@@ -26,7 +26,7 @@ use crate::knative::{ManifestError, Resource, parse_manifests};
 use crate::log::{EventLog, LogError};
 use crate::model::{BrokerSpec, ModelError, TriggerSpec};
 use crate::registry::Registry;
-use crate::store::{FileStore, Resources, StoreError};
+use crate::store::{Change, Store, StoreError};
 
 /// Why a management operation failed; each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,7 @@ impl ControlError {
             ControlError::NotFound { .. } => StatusCode::NOT_FOUND,
             ControlError::Exists { .. } => StatusCode::CONFLICT,
             ControlError::Log(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+            ControlError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ControlError::Log(_) | ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -153,8 +154,8 @@ pub struct Control<L, C> {
     log: Arc<L>,
     registry: Arc<Registry>,
     dispatcher: Arc<Dispatcher<L, C>>,
-    store: Option<FileStore>,
-    /// Serialises changes so the stored file always matches the registry.
+    store: Option<Arc<dyn Store>>,
+    /// Serialises this node's changes, so each is checked against the ones before it.
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -164,7 +165,7 @@ impl<L: EventLog, C: Clock> Control<L, C> {
         log: Arc<L>,
         registry: Arc<Registry>,
         dispatcher: Arc<Dispatcher<L, C>>,
-        store: Option<FileStore>,
+        store: Option<Arc<dyn Store>>,
     ) -> Arc<Self> {
         Arc::new(Control {
             log,
@@ -178,10 +179,9 @@ impl<L: EventLog, C: Clock> Control<L, C> {
     /// Loads the stored brokers and triggers into the registry and makes sure every broker's
     /// topic exists. Returns the specs that no longer validate, with the reason.
     pub async fn load(&self) -> Result<Vec<String>, ControlError> {
-        let Some(store) = &self.store else {
+        let Some(resources) = self.store.as_ref().map(|s| s.load()).transpose()?.flatten() else {
             return Ok(Vec::new());
         };
-        let resources = store.load()?;
         for b in &resources.brokers {
             if let Err(e) = self.log.create_topic(&b.topic_spec()).await {
                 tracing::warn!(broker = %format!("{}/{}", b.namespace, b.name), error = %e, "cannot create the broker's topic");
@@ -196,12 +196,11 @@ impl<L: EventLog, C: Clock> Control<L, C> {
             .collect())
     }
 
-    fn persist(&self) -> Result<(), ControlError> {
-        if let Some(store) = &self.store {
-            store.save(&Resources {
-                brokers: self.registry.brokers(),
-                triggers: self.registry.triggers(),
-            })?;
+    /// Makes a checked change durable and visible in the registry.
+    async fn commit(&self, change: Change) -> Result<(), ControlError> {
+        match &self.store {
+            Some(store) => store.commit(&self.registry, change).await?,
+            None => change.apply_to(&self.registry)?,
         }
         Ok(())
     }
@@ -222,8 +221,8 @@ impl<L: EventLog, C: Clock> Control<L, C> {
             });
         }
         self.log.create_topic(&spec.topic_spec()).await?;
-        let created = self.registry.put_broker(spec)?;
-        self.persist()?;
+        let created = self.registry.broker(&spec.namespace, &spec.name).is_none();
+        self.commit(Change::PutBroker(spec)).await?;
         Ok(created)
     }
 
@@ -236,13 +235,17 @@ impl<L: EventLog, C: Clock> Control<L, C> {
         let _guard = self.writes.lock().await;
         let spec = self
             .registry
-            .delete_broker(namespace, name)
+            .broker(namespace, name)
             .ok_or_else(|| ControlError::NotFound {
                 kind: "broker",
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
             })?;
-        self.persist()?;
+        self.commit(Change::DeleteBroker((
+            namespace.to_owned(),
+            name.to_owned(),
+        )))
+        .await?;
         self.log.delete_topic(&spec.topic()).await?;
         Ok(spec)
     }
@@ -261,8 +264,10 @@ impl<L: EventLog, C: Clock> Control<L, C> {
                 name: spec.name,
             });
         }
-        let created = self.registry.put_trigger(spec)?;
-        self.persist()?;
+        // Compiled here so a bad filter is refused before anything is stored.
+        spec.compile(self.registry.broker(&spec.namespace, &spec.broker).as_ref())?;
+        let created = self.registry.trigger(&spec.namespace, &spec.name).is_none();
+        self.commit(Change::PutTrigger(spec)).await?;
         Ok(created)
     }
 
@@ -273,15 +278,19 @@ impl<L: EventLog, C: Clock> Control<L, C> {
         name: &str,
     ) -> Result<TriggerSpec, ControlError> {
         let _guard = self.writes.lock().await;
-        let spec = self
-            .registry
-            .delete_trigger(namespace, name)
-            .ok_or_else(|| ControlError::NotFound {
-                kind: "trigger",
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-            })?;
-        self.persist()?;
+        let spec =
+            self.registry
+                .trigger(namespace, name)
+                .ok_or_else(|| ControlError::NotFound {
+                    kind: "trigger",
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                })?;
+        self.commit(Change::DeleteTrigger((
+            namespace.to_owned(),
+            name.to_owned(),
+        )))
+        .await?;
         Ok(spec)
     }
 

@@ -1,13 +1,63 @@
-//! Durable brokers and triggers for a node without metadata records for them: one JSON file,
-//! replaced atomically (write a temporary file, fsync, rename, fsync the directory), so a crash
-//! leaves either the old or the new set, never a torn one.
+//! Where brokers and triggers are kept durably: the [`Store`] trait, and [`FileStore`], one JSON
+//! file replaced atomically (write a temporary file, fsync, rename, fsync the directory), so a
+//! crash leaves either the old or the new set, never a torn one. A Spate node keeps them as
+//! metadata records instead, seen by every node; the file is for a process without a metadata
+//! quorum (and is imported into the metadata once by a node that finds one).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{BrokerSpec, TriggerSpec};
+use crate::model::{BrokerSpec, ModelError, TriggerSpec};
+use crate::registry::{Key, Registry};
+
+/// One change to the brokers and triggers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Create or replace a broker.
+    PutBroker(BrokerSpec),
+    /// Remove a broker.
+    DeleteBroker(Key),
+    /// Create or replace a trigger.
+    PutTrigger(TriggerSpec),
+    /// Remove a trigger.
+    DeleteTrigger(Key),
+}
+
+impl Change {
+    /// Applies the change to `registry` (a put that does not validate is refused).
+    pub fn apply_to(&self, registry: &Registry) -> Result<(), ModelError> {
+        match self {
+            Change::PutBroker(spec) => registry.put_broker(spec.clone()).map(|_| ()),
+            Change::DeleteBroker((namespace, name)) => {
+                registry.delete_broker(namespace, name);
+                Ok(())
+            }
+            Change::PutTrigger(spec) => registry.put_trigger(spec.clone()).map(|_| ()),
+            Change::DeleteTrigger((namespace, name)) => {
+                registry.delete_trigger(namespace, name);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Durable storage of brokers and triggers behind the management API.
+pub trait Store: Send + Sync + 'static {
+    /// What the store holds, to load into the registry at start; `None` when something else
+    /// feeds the registry (a watcher of the metadata).
+    fn load(&self) -> Result<Option<Resources>, StoreError>;
+
+    /// Makes `change` durable. Once it returns `Ok`, `registry` shows the change: the store
+    /// applies it there itself, or waits until whatever feeds the registry has.
+    fn commit<'a>(
+        &'a self,
+        registry: &'a Registry,
+        change: Change,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
 
 /// File name inside the store directory.
 pub const STORE_FILE_NAME: &str = "cloudevents-resources.json";
@@ -40,6 +90,12 @@ pub enum StoreError {
         /// The parser's description.
         reason: String,
     },
+    /// The store cannot take changes now; worth retrying (503).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store refused the change.
+    #[error("the store refused the change: {0}")]
+    Refused(String),
 }
 
 /// The file store.
@@ -95,6 +151,28 @@ impl FileStore {
             .and_then(|d| d.sync_all())
             .map_err(io(&self.dir))?;
         Ok(())
+    }
+}
+
+impl Store for FileStore {
+    fn load(&self) -> Result<Option<Resources>, StoreError> {
+        FileStore::load(self).map(Some)
+    }
+
+    fn commit<'a>(
+        &'a self,
+        registry: &'a Registry,
+        change: Change,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            change
+                .apply_to(registry)
+                .map_err(|e| StoreError::Refused(e.to_string()))?;
+            self.save(&Resources {
+                brokers: registry.brokers(),
+                triggers: registry.triggers(),
+            })
+        })
     }
 }
 

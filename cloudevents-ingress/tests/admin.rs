@@ -30,7 +30,7 @@ async fn start(log: Arc<MemoryLog>, dir: &std::path::Path) -> Node {
         log,
         registry.clone(),
         dispatcher.clone(),
-        Some(FileStore::new(dir)),
+        Some(Arc::new(FileStore::new(dir))),
     );
     assert!(control.load().await.unwrap().is_empty());
     let (stop, rx) = watch::channel(false);
