@@ -345,8 +345,9 @@ fn leader_of(cluster: &NetCluster, partition: i32, live: &[usize]) -> Result<usi
 /// lapses (no heartbeat acknowledged for `broker.session.timeout.ms`), while clients still
 /// reach it: Produce, even with `acks=1`, gets NOT_LEADER_OR_FOLLOWER and Metadata reports no
 /// leader (LEADER_NOT_AVAILABLE) for what it led, instead of stale claims that send clients
-/// back to it until their requests time out. The rest of the cluster elects new leaders and
-/// takes writes; once healed, the node follows again and serves as before.
+/// back to it until their requests time out. An `acks=all` append it holds parked is answered
+/// then too, with REQUEST_TIMED_OUT. The rest of the cluster elects new leaders and takes
+/// writes; once healed, the node follows again and serves as before.
 #[test]
 fn a_cut_off_leader_stops_claiming_its_partitions() {
     if !targets_spate("a_cut_off_leader_stops_claiming_its_partitions") {
@@ -370,6 +371,8 @@ fn a_cut_off_leader_stops_claiming_its_partitions() {
 
 /// Kafka's NOT_LEADER_OR_FOLLOWER.
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+/// Kafka's REQUEST_TIMED_OUT.
+const REQUEST_TIMED_OUT: i16 = 7;
 /// The leader id Metadata gives a partition without a leader (with LEADER_NOT_AVAILABLE).
 const NO_LEADER: i32 = -1;
 
@@ -386,8 +389,26 @@ fn cut_off_leader_steps_aside(cluster: &mut NetCluster) -> Result<()> {
     ensure!(code == 0, "produce before the cut: error {code}");
 
     cluster.cut_off(leader)?;
+    let cut_at = Instant::now();
+    // An acks=all append made just after the cut is parked: the followers cannot fetch it. Once
+    // the session lapses it is answered at once, well before the request's 5 s timeout, and with
+    // REQUEST_TIMED_OUT ("possibly persisted"), not NOT_LEADER_OR_FOLLOWER: a follower may have
+    // it and lead now, so a client must retry it with the same sequence numbers rather than
+    // write it again.
+    let (code, _) = workload::produce_raw(&cluster.bootstrap(leader), TOPIC, 0, -1, "parked")?;
+    let answered_after = cut_at.elapsed();
+    ensure!(
+        code == REQUEST_TIMED_OUT,
+        "acks=all produce parked on the cut-off leader: error {code}"
+    );
+    ensure!(
+        answered_after < Duration::from_millis(4_000),
+        "the parked produce was answered only after {answered_after:?}"
+    );
     // Past the session (1.5 s) and a heartbeat interval.
-    std::thread::sleep(Duration::from_millis(2_500));
+    if let Some(rest) = Duration::from_millis(2_500).checked_sub(cut_at.elapsed()) {
+        std::thread::sleep(rest);
+    }
     let (code, _) = workload::produce_raw(&cluster.bootstrap(leader), TOPIC, 0, 1, "cut off")?;
     ensure!(
         code == NOT_LEADER_OR_FOLLOWER,

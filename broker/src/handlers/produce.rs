@@ -53,7 +53,7 @@ pub fn map_commit_error(error: &CommitError) -> ErrorCode {
     match error {
         CommitError::NotLeader => ErrorCode::NotLeaderOrFollower,
         CommitError::NotEnoughReplicasAfterAppend => ErrorCode::NotEnoughReplicasAfterAppend,
-        CommitError::TimedOut { .. } => ErrorCode::RequestTimedOut,
+        CommitError::InDoubt | CommitError::TimedOut { .. } => ErrorCode::RequestTimedOut,
     }
 }
 
@@ -255,9 +255,12 @@ const DOUBT_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// Waits for one partition's append to be committed. If this node's leadership of the partition
 /// comes into doubt meanwhile ([`Broker::leadership_in_doubt`]: cut off from the other nodes,
-/// which have likely elected another leader), the append fails at once with
-/// NOT_LEADER_OR_FOLLOWER rather than at the request timeout, so the producer moves on; the
-/// records, not replicated, are truncated once this node follows the new leader.
+/// which have likely elected another leader), the append fails at once rather than at the
+/// request timeout, so the producer moves on. It fails with REQUEST_TIMED_OUT, not
+/// NOT_LEADER_OR_FOLLOWER: the records may have reached a follower that now leads, and a client
+/// told they were not written (librdkafka) may send them again under a new producer epoch,
+/// which no broker can deduplicate. Told they may be written, it retries them with the same
+/// sequence numbers, and the new leader answers with their offsets.
 async fn wait_for_commit(
     broker: &Arc<Broker>,
     pending: &Pending,
@@ -277,7 +280,7 @@ async fn wait_for_commit(
             _ = tokio::time::sleep_until(check_at) => {
                 check_at += DOUBT_CHECK_EVERY;
                 if in_doubt(broker, &partition.topic, partition.index) {
-                    return Err(CommitError::NotLeader);
+                    return Err(CommitError::InDoubt);
                 }
             }
         }

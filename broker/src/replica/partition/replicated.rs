@@ -78,6 +78,14 @@ pub enum CommitError {
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND.
     #[error("the ISR shrank below min.insync.replicas after the append")]
     NotEnoughReplicasAfterAppend,
+    /// This node lost contact with the cluster (its broker session lapsed) while another in-sync
+    /// replica may have taken over; the records were appended here and may survive there, so the
+    /// answer must not say they were not written: REQUEST_TIMED_OUT, which clients read as
+    /// "possibly persisted" and retry with the same sequence numbers.
+    #[error(
+        "this broker lost contact with the cluster before the append was committed; the records may or may not be kept"
+    )]
+    InDoubt,
     /// Not committed in time: REQUEST_TIMED_OUT.
     #[error("the append was not replicated to the ISR within {timeout_ms} ms")]
     TimedOut {
