@@ -1,6 +1,8 @@
 //! The broker side of CloudEvents: [`BrokerLog`] implements `spate_cloudevents`'s narrow
 //! `EventLog` trait over the local partitions, the metadata image and the group coordinator,
-//! and [`start`] runs the ingress listener, the trigger dispatcher and the management API.
+//! forwarding appends and offset commits to the node that leads the partition or coordinates
+//! the group when that is another (`forward`), and [`start`] runs the ingress listener, the
+//! trigger dispatcher and the management API.
 //!
 //! Brokers and triggers are metadata records ([`resources`]), so every node sees them and they
 //! survive restarts.
@@ -20,14 +22,17 @@ use spate_cloudevents::registry::Registry;
 use spate_cloudevents::store::FileStore;
 use spate_controller::controller::{ControllerError, NewTopic};
 use spate_controller::frontend::{ControllerReply, ControllerRequest};
+use spate_controller::image::MetadataImage;
 use spate_protocol::records::{Compression, Header, RecordBatch, RecordBatchBuilder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use self::forward::{Peer, PeerPool};
 use crate::Broker;
 use crate::group::{CommitIdentity, GroupError, OFFSETS_TOPIC, OffsetCommitEntry};
-use crate::replica::partition::{Isolation, ProduceError, ReadError};
+use crate::replica::partition::{Isolation, Partition, ProduceError, ReadError};
 
+mod forward;
 pub mod resources;
 
 /// Bytes read from a partition per dispatcher read; bounds memory per trigger worker.
@@ -38,22 +43,92 @@ pub const ACKS_ALL_TIMEOUT_MS: u64 = 30_000;
 /// into the metadata at start).
 pub const STORE_DIR_NAME: &str = "cloudevents";
 
-/// The broker as CloudEvents sees it.
+/// The broker as CloudEvents sees it. Appends, offset commits and offset fetches work on any
+/// node: what another node leads or coordinates is forwarded to it. Reads stay local, since the
+/// dispatcher reads only the partitions this node leads.
 pub struct BrokerLog {
     broker: Arc<Broker>,
+    /// Connections to the other nodes, for forwarded appends and offset commits and fetches.
+    peers: PeerPool,
+}
+
+/// Where an append to a partition goes.
+enum AppendRoute {
+    /// This node leads the partition and hosts it.
+    Local(Arc<Partition>),
+    /// Another node leads it.
+    Forward(Peer),
+}
+
+/// Where a group's offsets are committed and fetched: the leader of its `__consumer_offsets`
+/// partition.
+enum GroupRoute {
+    /// This node, as of this image.
+    Local(Arc<MetadataImage>),
+    /// Another node.
+    Forward(Peer),
 }
 
 impl BrokerLog {
     /// Wraps a running broker.
     pub fn new(broker: Arc<Broker>) -> Self {
-        BrokerLog { broker }
+        BrokerLog {
+            broker,
+            peers: PeerPool::new(),
+        }
     }
 
-    fn partition(
-        &self,
-        topic: &str,
-        index: i32,
-    ) -> Result<Arc<crate::replica::partition::Partition>, LogError> {
+    /// The partition's leader as the image has it: this node (with its local replica) or
+    /// another. No leader, a leader this node does not host yet, or a fenced one are all "not
+    /// the leader": transient, the controller is moving leadership or this node is catching up.
+    fn append_route(&self, topic: &str, index: i32) -> Result<AppendRoute, LogError> {
+        let image = self.broker.metadata.image();
+        let Some(state) = image.topic(topic).and_then(|t| t.partitions.get(&index)) else {
+            return Err(LogError::UnknownTopic {
+                topic: format!("{topic}-{index}"),
+            });
+        };
+        let route = match state.leader {
+            Some(leader) if leader == self.broker.node_id => self
+                .broker
+                .replicas
+                .get(topic, index)
+                .map(AppendRoute::Local),
+            Some(leader) => Peer::in_image(&image, leader).map(AppendRoute::Forward),
+            None => None,
+        };
+        route.ok_or_else(|| LogError::NotLeader {
+            topic: topic.to_owned(),
+            partition: index,
+        })
+    }
+
+    /// The coordinator of `group`, found as FindCoordinator finds it.
+    async fn group_route(&self, group: &str) -> Result<GroupRoute, LogError> {
+        self.ensure_offsets_topic(group).await?;
+        let image = self.broker.metadata.image();
+        let index = self.broker.groups.partition_for_group(&image, group);
+        let leader = image
+            .topic(OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(&index))
+            .and_then(|p| p.leader);
+        match leader {
+            Some(leader) if leader == self.broker.node_id => Some(GroupRoute::Local(image)),
+            Some(leader) => Peer::in_image(&image, leader).map(GroupRoute::Forward),
+            None => None,
+        }
+        .ok_or_else(|| LogError::CoordinatorNotAvailable {
+            group: group.to_owned(),
+        })
+    }
+
+    /// How long a coordinator may wait for its replicas on an offset commit.
+    fn offsets_commit_timeout_ms(&self) -> u64 {
+        self.broker.groups.settings().offsets_commit_timeout_ms
+    }
+
+    /// A partition this node hosts, for reads.
+    fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>, LogError> {
         if let Some(p) = self.broker.replicas.get(topic, index) {
             return Ok(p);
         }
@@ -90,18 +165,69 @@ impl BrokerLog {
             })
     }
 
-    fn leads(&self, topic: &str, index: i32) -> bool {
-        self.broker
+    /// Appends one batch of `count` records to a partition this node leads, answering once the
+    /// high watermark has passed the last of them (`acks=all`).
+    async fn append_local(
+        &self,
+        topic: &str,
+        partition: i32,
+        p: &Partition,
+        batch: Bytes,
+        count: i64,
+    ) -> Result<i64, LogError> {
+        // acks=all refuses up front when the ISR is below min.insync.replicas, as Kafka does.
+        let isr = self
+            .broker
             .metadata
             .image()
             .topic(topic)
-            .and_then(|t| {
-                t.partitions
-                    .get(&index)
-                    .map(|p| p.leader == Some(self.broker.node_id))
-            })
-            .unwrap_or(false)
+            .and_then(|t| t.partitions.get(&partition).map(|p| p.isr.len()))
+            .unwrap_or(0);
+        if (isr as i64) < i64::from(p.settings().min_insync_replicas) {
+            return Err(LogError::NotEnoughReplicas {
+                topic: topic.to_owned(),
+                partition,
+            });
+        }
+        let outcome = p
+            .append_from_client(
+                batch,
+                now_ms(),
+                self.broker.settings.decompressed_batch_max_bytes,
+            )
+            .map_err(|e| map_produce_error(topic, partition, e))?;
+        let base = outcome.base_offset.0;
+        let last = base + count - 1;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ACKS_ALL_TIMEOUT_MS);
+        loop {
+            let arrived = p.data_arrived.notified();
+            if p.high_watermark() > last {
+                return Ok(base);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return Err(LogError::Timeout);
+            }
+        }
     }
+}
+
+/// The records as one uncompressed record batch, as a producer would send them.
+fn record_batch(records: Vec<Record>) -> Result<Bytes, LogError> {
+    let mut builder = RecordBatchBuilder::new(Compression::None);
+    for r in records {
+        let headers = r
+            .headers
+            .into_iter()
+            .map(|h| Header {
+                key: Bytes::from(h.key),
+                value: h.value,
+            })
+            .collect();
+        builder
+            .append(r.timestamp_ms, r.key, r.value, headers)
+            .map_err(|e| LogError::Other(e.to_string()))?;
+    }
+    builder.build().map_err(|e| LogError::Other(e.to_string()))
 }
 
 fn now_ms() -> i64 {
@@ -154,63 +280,29 @@ impl EventLog for BrokerLog {
         partition: i32,
         records: Vec<Record>,
     ) -> Result<i64, LogError> {
-        let p = self.partition(topic, partition)?;
-        if !self.leads(topic, partition) {
-            return Err(LogError::NotLeader {
-                topic: topic.to_owned(),
-                partition,
-            });
-        }
-        // acks=all refuses up front when the ISR is below min.insync.replicas, as Kafka does.
-        let isr = self
-            .broker
-            .metadata
-            .image()
-            .topic(topic)
-            .and_then(|t| t.partitions.get(&partition).map(|p| p.isr.len()))
-            .unwrap_or(0);
-        if (isr as i64) < i64::from(p.settings().min_insync_replicas) {
-            return Err(LogError::NotEnoughReplicas {
-                topic: topic.to_owned(),
-                partition,
-            });
-        }
+        let route = self.append_route(topic, partition)?;
         let count = records.len() as i64;
-        let mut builder = RecordBatchBuilder::new(Compression::None);
-        for r in records {
-            let headers = r
-                .headers
-                .into_iter()
-                .map(|h| Header {
-                    key: Bytes::from(h.key),
-                    value: h.value,
-                })
-                .collect();
-            builder
-                .append(r.timestamp_ms, r.key, r.value, headers)
-                .map_err(|e| LogError::Other(e.to_string()))?;
-        }
-        let bytes = builder
-            .build()
-            .map_err(|e| LogError::Other(e.to_string()))?;
-        let outcome = p
-            .append_from_client(
-                bytes,
-                now_ms(),
-                self.broker.settings.decompressed_batch_max_bytes,
-            )
-            .map_err(|e| map_produce_error(topic, partition, e))?;
-        let base = outcome.base_offset.0;
-        // acks=all: answer only once the high watermark has passed the last record.
-        let last = base + count - 1;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(ACKS_ALL_TIMEOUT_MS);
-        loop {
-            let arrived = p.data_arrived.notified();
-            if p.high_watermark() > last {
-                return Ok(base);
-            }
-            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return Err(LogError::Timeout);
+        let batch = record_batch(records)?;
+        match route {
+            AppendRoute::Local(p) => self.append_local(topic, partition, &p, batch, count).await,
+            // The leader checks the ISR, appends and waits for its high watermark, as for any
+            // producer with acks=all.
+            AppendRoute::Forward(leader) => {
+                let max_message_bytes = || {
+                    let image = self.broker.metadata.image();
+                    let settings = self.broker.topic_settings(&image, topic);
+                    settings.max_message_bytes.max(0) as usize
+                };
+                self.peers
+                    .produce(
+                        &leader,
+                        topic,
+                        partition,
+                        batch,
+                        ACKS_ALL_TIMEOUT_MS,
+                        max_message_bytes,
+                    )
+                    .await
             }
         }
     }
@@ -310,8 +402,16 @@ impl EventLog for BrokerLog {
         partition: i32,
         offset: i64,
     ) -> Result<(), LogError> {
-        self.ensure_offsets_topic(group).await?;
-        let image = self.broker.metadata.image();
+        let image = match self.group_route(group).await? {
+            GroupRoute::Local(image) => image,
+            GroupRoute::Forward(coordinator) => {
+                let timeout_ms = self.offsets_commit_timeout_ms();
+                return self
+                    .peers
+                    .commit_offset(&coordinator, group, topic, partition, offset, timeout_ms)
+                    .await;
+            }
+        };
         let identity = CommitIdentity {
             member_id: String::new(),
             instance_id: None,
@@ -340,8 +440,16 @@ impl EventLog for BrokerLog {
         topic: &str,
         partition: i32,
     ) -> Result<Option<i64>, LogError> {
-        self.ensure_offsets_topic(group).await?;
-        let image = self.broker.metadata.image();
+        let image = match self.group_route(group).await? {
+            GroupRoute::Local(image) => image,
+            GroupRoute::Forward(coordinator) => {
+                let timeout_ms = self.offsets_commit_timeout_ms();
+                return self
+                    .peers
+                    .fetch_offset(&coordinator, group, topic, partition, timeout_ms)
+                    .await;
+            }
+        };
         let fetched = self
             .broker
             .groups

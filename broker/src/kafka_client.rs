@@ -1,6 +1,8 @@
-//! A small Kafka protocol client for the CLI: one connection, one request at a time, encoded
-//! with `kafka-protocol` at the highest version both sides know (learned from ApiVersions), so
-//! the CLI works against Spate and against any Apache Kafka cluster.
+//! A small Kafka protocol client: one connection, one request at a time, encoded with
+//! `kafka-protocol` at the highest version both sides know (learned from ApiVersions), so the
+//! CLI works against Spate and against any Apache Kafka cluster. Nodes also use it to talk to
+//! each other: replica fetchers, and CloudEvents appends and offset commits forwarded to the
+//! partition leader or group coordinator.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -65,13 +67,24 @@ pub enum ClientError {
 pub struct KafkaConnection {
     address: String,
     stream: TcpStream,
+    /// Sent in every request header, so the broker's logs and quotas can tell callers apart.
+    client_id: &'static str,
     correlation_id: i32,
     versions: HashMap<i16, (i16, i16)>,
 }
 
 impl KafkaConnection {
-    /// Connects and learns the broker's API versions (ApiVersions v0 works with every broker).
+    /// Connects as [`CLIENT_ID`] and learns the broker's API versions.
     pub async fn connect(address: &str) -> Result<KafkaConnection, ClientError> {
+        KafkaConnection::connect_as(address, CLIENT_ID).await
+    }
+
+    /// Connects as `client_id` and learns the broker's API versions (ApiVersions v0 works with
+    /// every broker).
+    pub async fn connect_as(
+        address: &str,
+        client_id: &'static str,
+    ) -> Result<KafkaConnection, ClientError> {
         let io = |source| ClientError::Io {
             address: address.to_string(),
             source,
@@ -89,6 +102,7 @@ impl KafkaConnection {
         let mut connection = KafkaConnection {
             address: address.to_string(),
             stream,
+            client_id,
             correlation_id: 0,
             versions: HashMap::new(),
         };
@@ -124,12 +138,48 @@ impl KafkaConnection {
         Ok(version)
     }
 
-    /// Sends one request at `version` and decodes its response.
+    /// Whether the connection still looks usable: the peer has not closed it and has sent
+    /// nothing unasked. A connection kept idle for reuse is checked before a request goes out
+    /// on it, so that the request is not written into a socket the peer already closed (after
+    /// a restart, or at its idle timeout). A connection that fails the check must be dropped:
+    /// the check may consume a byte.
+    pub fn is_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            // Nothing to read: open and quiet, as an idle connection should be.
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            // End of stream, or bytes no request asked for.
+            Ok(_) => false,
+        }
+    }
+
+    /// Sends one request at `version` and decodes its response, within
+    /// [`CLIENT_REQUEST_TIMEOUT_MS`].
     pub async fn send<Req: Encodable, Resp: Decodable>(
         &mut self,
         api: ApiKey,
         version: i16,
         request: &Req,
+    ) -> Result<Resp, ClientError> {
+        self.send_within(
+            api,
+            version,
+            request,
+            Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS),
+        )
+        .await
+    }
+
+    /// Sends one request at `version` and decodes its response, which must arrive within
+    /// `timeout` (a request that waits on the broker side, such as an `acks=all` Produce, needs
+    /// longer than its own timeout). After any error the connection's state is unknown (a late
+    /// answer may still arrive): drop it.
+    pub async fn send_within<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        request: &Req,
+        timeout: Duration,
     ) -> Result<Resp, ClientError> {
         let protocol = |what: String| ClientError::Protocol {
             address: self.address.clone(),
@@ -142,7 +192,7 @@ impl KafkaConnection {
             .with_request_api_key(api as i16)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)))
+            .with_client_id(Some(StrBytes::from_static_str(self.client_id)))
             .encode(&mut frame, api.request_header_version(version))
             .map_err(|e| protocol(format!("request header: {e}")))?;
         request
@@ -166,17 +216,16 @@ impl KafkaConnection {
             self.stream.read_exact(&mut body).await?;
             Ok(Bytes::from(body))
         };
-        let mut body =
-            tokio::time::timeout(Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS), round_trip)
-                .await
-                .map_err(|_| ClientError::Timeout {
-                    address: address.clone(),
-                    timeout_ms: CLIENT_REQUEST_TIMEOUT_MS,
-                })?
-                .map_err(|source| ClientError::Io {
-                    address: address.clone(),
-                    source,
-                })?;
+        let mut body = tokio::time::timeout(timeout, round_trip)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                address: address.clone(),
+                timeout_ms: timeout.as_millis() as u64,
+            })?
+            .map_err(|source| ClientError::Io {
+                address: address.clone(),
+                source,
+            })?;
         // ApiVersions answers with header v0 whatever the request version.
         let header_version = if api == ApiKey::ApiVersions {
             0

@@ -5,8 +5,8 @@
 //! the rule); 404 unknown broker or path; 405 other methods on a broker path; 408 a body that
 //! does not arrive in time; 413 too large (the ingress body limit or the topic's
 //! `max.message.bytes`); 429 with `Retry-After` when too many requests are in flight or the
-//! broker throttles; 503 with `Retry-After` when a partition has no leader here or too few
-//! in-sync replicas. `GET /healthz` and `/readyz` answer 200.
+//! broker throttles; 503 with `Retry-After` when a partition has no leader, its leader cannot be
+//! reached, or it has too few in-sync replicas. `GET /healthz` and `/readyz` answer 200.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -149,6 +149,7 @@ fn log_error(e: &LogError) -> Response {
         | LogError::NotEnoughReplicas { .. }
         | LogError::Timeout
         | LogError::CoordinatorNotAvailable { .. }
+        | LogError::Unreachable { .. }
         | LogError::UnknownTopic { .. } => {
             error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), None)
         }
@@ -256,14 +257,19 @@ async fn handle<L: EventLog>(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     // Keyless events of one request share one partition, so that a batch without partition
-    // keys is a single append: all or nothing.
-    let keyless_partition = ingress.partitioner.partition(None, count);
+    // keys is a single append: all or nothing. It is one this node leads when there is one, so
+    // that the append needs no hop; a keyed event goes where Kafka's partitioner puts its key,
+    // and the log forwards it when another node leads that partition.
+    let mut keyless_partition = None;
     let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
     for event in &events {
         let record = codec::kafka::to_record(event, now_ms);
         let p = match &record.key {
             Some(k) => ingress.partitioner.partition(Some(k), count),
-            None => keyless_partition,
+            None => *keyless_partition.get_or_insert_with(|| {
+                let led = ingress.log.led_partitions(&topic);
+                ingress.partitioner.keyless(&led, count)
+            }),
         };
         by_partition.entry(p).or_default().push(record);
     }

@@ -121,6 +121,15 @@ pub enum LogError {
         /// Group id.
         group: String,
     },
+    /// The node that leads the partition or coordinates the group, to which this node forwards
+    /// the operation, could not be reached or dropped the connection: retry later.
+    #[error("cannot reach {peer}: {reason}")]
+    Unreachable {
+        /// The other node, as the broker names it (id and address).
+        peer: String,
+        /// What failed.
+        reason: String,
+    },
     /// Anything else, with the broker's description.
     #[error("{0}")]
     Other(String),
@@ -136,6 +145,7 @@ impl LogError {
                 | LogError::Timeout
                 | LogError::Throttled { .. }
                 | LogError::CoordinatorNotAvailable { .. }
+                | LogError::Unreachable { .. }
         )
     }
 }

@@ -51,6 +51,17 @@ impl Partitioner {
             None => (self.next.fetch_add(1, Ordering::Relaxed) % count as u32) as i32,
         }
     }
+
+    /// The partition for a keyless record: round-robin over `preferred` (the partitions this
+    /// node leads, whose appends need no hop to another node), or over all `count` partitions
+    /// when `preferred` is empty.
+    pub fn keyless(&self, preferred: &[i32], count: i32) -> i32 {
+        if preferred.is_empty() {
+            return self.partition(None, count);
+        }
+        let next = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        preferred[next % preferred.len()]
+    }
 }
 
 #[cfg(test)]
@@ -77,5 +88,16 @@ mod tests {
         let got: Vec<i32> = (0..6).map(|_| p.partition(None, 3)).collect();
         assert_eq!(got, [0, 1, 2, 0, 1, 2]);
         assert_eq!(p.partition(Some(b"k"), 3), p.partition(Some(b"k"), 3));
+    }
+
+    #[test]
+    fn keyless_prefers_the_given_partitions() {
+        let p = Partitioner::default();
+        let got: Vec<i32> = (0..4).map(|_| p.keyless(&[1, 4], 6)).collect();
+        assert_eq!(got, [1, 4, 1, 4]);
+        // None preferred (this node leads nothing): every partition, round-robin.
+        let p = Partitioner::default();
+        let got: Vec<i32> = (0..4).map(|_| p.keyless(&[], 3)).collect();
+        assert_eq!(got, [0, 1, 2, 0]);
     }
 }

@@ -293,3 +293,51 @@ async fn keyed_events_follow_kafkas_partitioner() {
     let expected = ((-973932308i32) & 0x7fff_ffff) % 4;
     assert_eq!(log.records(TOPIC, expected).len(), 3);
 }
+
+#[tokio::test]
+async fn keyless_events_go_to_partitions_this_node_leads() {
+    let (log, _, server) = setup(4, IngressConfig::default(), &[]).await;
+    let url = server.url("/ns/b");
+    let counts = || {
+        (0..4)
+            .map(|p| log.records(TOPIC, p).len())
+            .collect::<Vec<_>>()
+    };
+    // Another node leads 0 and 2: keyless events go round-robin over 1 and 3, with no hop.
+    log.set_not_led(TOPIC, vec![0, 2]);
+    for _ in 0..4 {
+        assert_eq!(post(&url, BINARY, "").await.status, 202);
+    }
+    assert_eq!(counts(), [0, 2, 0, 2]);
+    // A keyless batch still shares one partition, one this node leads.
+    let batch = r#"[{"specversion":"1.0","id":"b1","source":"/x","type":"t"},
+                    {"specversion":"1.0","id":"b2","source":"/x","type":"t"},
+                    {"specversion":"1.0","id":"b3","source":"/x","type":"t"}]"#;
+    let r = post(
+        &url,
+        &[("content-type", "application/cloudevents-batch+json")],
+        batch,
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let after = counts();
+    assert_eq!(after[0] + after[2], 0, "{after:?}");
+    assert!(after == [0, 5, 0, 2] || after == [0, 2, 0, 5], "{after:?}");
+    // A keyed event goes where Kafka's partitioner puts its key, led here or not.
+    let mut keyed = BINARY.to_vec();
+    keyed.push(("ce-partitionkey", "21"));
+    assert_eq!(post(&url, &keyed, "").await.status, 202);
+    let expected = ((-973932308i32) & 0x7fff_ffff) % 4;
+    assert_eq!(
+        log.records(TOPIC, expected).len(),
+        after[expected as usize] + 1
+    );
+    // This node leads nothing: every partition, round-robin.
+    log.set_not_led(TOPIC, vec![0, 1, 2, 3]);
+    let before = counts();
+    for _ in 0..4 {
+        assert_eq!(post(&url, BINARY, "").await.status, 202);
+    }
+    let grown: Vec<usize> = counts().iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(grown, [1, 1, 1, 1]);
+}
