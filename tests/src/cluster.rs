@@ -267,18 +267,35 @@ impl SpateCluster {
         Ok(())
     }
 
-    /// The admin HTTP address (metrics, health) node `id` reported in `listeners.json`.
-    pub fn admin_addr(&self, id: usize) -> Result<String> {
+    /// The listeners node `id` reported in `listeners.json`.
+    pub fn listeners(&self, id: usize) -> Result<Listeners> {
         let file = self.nodes[id].data_dir().join("listeners.json");
         let text = fs::read_to_string(&file)
             .with_context(|| format!("node {id} has no {}", file.display()))?;
-        let listeners: Listeners = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a listeners file", file.display()))?;
-        Ok(listeners.admin)
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a listeners file", file.display()))
+    }
+
+    /// The admin HTTP address (metrics, health) node `id` reported in `listeners.json`.
+    pub fn admin_addr(&self, id: usize) -> Result<String> {
+        Ok(self.listeners(id)?.admin)
+    }
+
+    /// The CloudEvents ingress address node `id` reported in `listeners.json`.
+    pub fn cloudevents_addr(&self, id: usize) -> Result<String> {
+        self.listeners(id)?
+            .cloudevents
+            .with_context(|| format!("node {id} reported no CloudEvents ingress"))
     }
 
     /// The sum of every series of the Prometheus metric `name` on node `id` (0 when absent).
     pub fn metric(&self, id: usize, name: &str) -> Result<f64> {
+        self.metric_with(id, name, "")
+    }
+
+    /// The sum of the series of the Prometheus metric `name` on node `id` whose labels include
+    /// `label` (as the exposition writes it, e.g. `api="Produce"`; "" for every series).
+    pub fn metric_with(&self, id: usize, name: &str, label: &str) -> Result<f64> {
         let addr = self.admin_addr(id)?;
         let mut stream = TcpStream::connect(&addr)
             .with_context(|| format!("cannot connect to node {id}'s admin listener {addr}"))?;
@@ -292,6 +309,10 @@ impl SpateCluster {
                 continue;
             };
             if !(rest.starts_with(' ') || rest.starts_with('{')) {
+                continue;
+            }
+            let labels = rest.split_once('}').map_or("", |(labels, _)| labels);
+            if !labels.contains(label) {
                 continue;
             }
             if let Some(value) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {

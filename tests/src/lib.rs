@@ -12,6 +12,7 @@
 //! - [`history`] checks a produce/consume history of a faulty run for loss and duplicates;
 //! - [`workload`] records such a history with librdkafka while a test injects faults;
 //! - [`compat`] records each feature's outcome for `docs/compatibility.md`.
+//! - [`cloudevents`] has a trigger subscriber and an ingress POST for CloudEvents tests.
 //!
 //! Clients and Kafka are installed by `tests/setup`; a test that needs one that is missing
 //! fails and says so.
@@ -19,6 +20,7 @@
 
 pub mod check;
 pub mod clients;
+pub mod cloudevents;
 pub mod cluster;
 pub mod compat;
 pub mod groups;

@@ -5,12 +5,9 @@
 //! CloudEvents ingress, so these tests skip when the target is Kafka.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
@@ -18,111 +15,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use spate_e2e::cloudevents::Subscriber;
 use spate_e2e::spate::{SpateNode, SpateOptions, spate_binary};
 
 /// Longest wait for anything asynchronous in these tests.
 const WAIT: Duration = Duration::from_secs(60);
-/// Largest request a test subscriber reads.
-const SUBSCRIBER_REQUEST_MAX_BYTES: usize = 1024 * 1024;
 
 fn is_kafka_target() -> bool {
     std::env::var("SPATE_E2E_TARGET").is_ok_and(|t| t == "kafka")
-}
-
-/// One request a subscriber received: lower-cased headers and the body.
-type Delivery = (BTreeMap<String, String>, Vec<u8>);
-
-/// A blocking HTTP/1.1 subscriber on 127.0.0.1 answering 202 after `delay_ms`.
-struct Subscriber {
-    url: String,
-    received: Arc<Mutex<Vec<Delivery>>>,
-    delay_ms: Arc<AtomicU64>,
-}
-
-impl Subscriber {
-    fn start() -> Subscriber {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind subscriber");
-        let url = format!("http://{}/", listener.local_addr().expect("addr"));
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let delay_ms = Arc::new(AtomicU64::new(0));
-        let (r, d) = (received.clone(), delay_ms.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (r, d) = (r.clone(), d.clone());
-                std::thread::spawn(move || serve_connection(stream, &r, &d));
-            }
-        });
-        Subscriber {
-            url,
-            received,
-            delay_ms,
-        }
-    }
-
-    fn ids(&self) -> Vec<String> {
-        let received = self.received.lock().expect("lock");
-        received
-            .iter()
-            .filter_map(|(h, _)| h.get("ce-id").cloned())
-            .collect()
-    }
-
-    fn wait_for_ids(&self, wanted: &BTreeSet<String>) -> BTreeSet<String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let got: BTreeSet<String> = self.ids().into_iter().collect();
-            if wanted.is_subset(&got) || Instant::now() > deadline {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn serve_connection(stream: TcpStream, received: &Mutex<Vec<Delivery>>, delay_ms: &AtomicU64) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-            }
-        }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-            .min(SUBSCRIBER_REQUEST_MAX_BYTES);
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(delay_ms.load(Ordering::Relaxed)));
-        received.lock().expect("lock").push((headers, body));
-        if writer
-            .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-            .is_err()
-        {
-            return;
-        }
-    }
 }
 
 fn curl(args: &[&str]) -> String {
@@ -384,7 +284,7 @@ fn cloudevents_ingress_store_and_deliver() {
     }
 
     // Delivered to the subscriber in binary mode.
-    let got = subscriber.wait_for_ids(&wanted);
+    let got = subscriber.wait_for_ids(&wanted, WAIT);
     assert!(
         wanted.is_subset(&got),
         "delivered {got:?}, wanted {wanted:?}\n{}",
@@ -480,7 +380,7 @@ fn cloudevents_sigkill_mid_dispatch_redelivers_without_loss() {
     assert!(before < wanted.len(), "killed before the end");
     subscriber.delay_ms.store(0, Ordering::Relaxed);
     node.restart().unwrap_or_else(|e| panic!("{e:#}"));
-    let got = subscriber.wait_for_ids(&wanted);
+    let got = subscriber.wait_for_ids(&wanted, WAIT);
     assert_eq!(
         got,
         wanted,
