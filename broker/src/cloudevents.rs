@@ -28,11 +28,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use self::forward::{Peer, PeerPool};
+use self::lanes::Lanes;
 use crate::Broker;
 use crate::group::{CommitIdentity, GroupError, OFFSETS_TOPIC, OffsetCommitEntry};
 use crate::replica::partition::{Isolation, Partition, ProduceError, ReadError};
 
 mod forward;
+mod lanes;
 pub mod resources;
 
 /// Bytes read from a partition per dispatcher read; bounds memory per trigger worker.
@@ -50,6 +52,8 @@ pub struct BrokerLog {
     broker: Arc<Broker>,
     /// Connections to the other nodes, for forwarded appends and offset commits and fetches.
     peers: PeerPool,
+    /// Appends queued per local partition, written in shared batches.
+    lanes: Lanes,
 }
 
 /// Where an append to a partition goes.
@@ -75,6 +79,7 @@ impl BrokerLog {
         BrokerLog {
             broker,
             peers: PeerPool::new(),
+            lanes: Lanes::default(),
         }
     }
 
@@ -164,49 +169,48 @@ impl BrokerLog {
                 }
             })
     }
+}
 
-    /// Appends one batch of `count` records to a partition this node leads, answering once the
-    /// high watermark has passed the last of them (`acks=all`).
-    async fn append_local(
-        &self,
-        topic: &str,
-        partition: i32,
-        p: &Partition,
-        batch: Bytes,
-        count: i64,
-    ) -> Result<i64, LogError> {
-        // acks=all refuses up front when the ISR is below min.insync.replicas, as Kafka does.
-        let isr = self
-            .broker
-            .metadata
-            .image()
-            .topic(topic)
-            .and_then(|t| t.partitions.get(&partition).map(|p| p.isr.len()))
-            .unwrap_or(0);
-        if (isr as i64) < i64::from(p.settings().min_insync_replicas) {
-            return Err(LogError::NotEnoughReplicas {
-                topic: topic.to_owned(),
-                partition,
-            });
+/// Appends one batch of `count` records to a partition this node leads, answering once the high
+/// watermark has passed the last of them (`acks=all`).
+async fn append_batch(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    p: &Partition,
+    batch: Bytes,
+    count: i64,
+) -> Result<i64, LogError> {
+    // acks=all refuses up front when the ISR is below min.insync.replicas, as Kafka does.
+    let isr = broker
+        .metadata
+        .image()
+        .topic(topic)
+        .and_then(|t| t.partitions.get(&partition).map(|p| p.isr.len()))
+        .unwrap_or(0);
+    if (isr as i64) < i64::from(p.settings().min_insync_replicas) {
+        return Err(LogError::NotEnoughReplicas {
+            topic: topic.to_owned(),
+            partition,
+        });
+    }
+    let outcome = p
+        .append_from_client(
+            batch,
+            now_ms(),
+            broker.settings.decompressed_batch_max_bytes,
+        )
+        .map_err(|e| map_produce_error(topic, partition, e))?;
+    let base = outcome.base_offset.0;
+    let last = base + count - 1;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ACKS_ALL_TIMEOUT_MS);
+    loop {
+        let arrived = p.data_arrived.notified();
+        if p.high_watermark() > last {
+            return Ok(base);
         }
-        let outcome = p
-            .append_from_client(
-                batch,
-                now_ms(),
-                self.broker.settings.decompressed_batch_max_bytes,
-            )
-            .map_err(|e| map_produce_error(topic, partition, e))?;
-        let base = outcome.base_offset.0;
-        let last = base + count - 1;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(ACKS_ALL_TIMEOUT_MS);
-        loop {
-            let arrived = p.data_arrived.notified();
-            if p.high_watermark() > last {
-                return Ok(base);
-            }
-            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return Err(LogError::Timeout);
-            }
+        if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+            return Err(LogError::Timeout);
         }
     }
 }
@@ -280,14 +284,16 @@ impl EventLog for BrokerLog {
         partition: i32,
         records: Vec<Record>,
     ) -> Result<i64, LogError> {
-        let route = self.append_route(topic, partition)?;
-        let count = records.len() as i64;
-        let batch = record_batch(records)?;
-        match route {
-            AppendRoute::Local(p) => self.append_local(topic, partition, &p, batch, count).await,
+        match self.append_route(topic, partition)? {
+            AppendRoute::Local(p) => {
+                self.lanes
+                    .append(&self.broker, topic, partition, p, records)
+                    .await
+            }
             // The leader checks the ISR, appends and waits for its high watermark, as for any
             // producer with acks=all.
             AppendRoute::Forward(leader) => {
+                let batch = record_batch(records)?;
                 let max_message_bytes = || {
                     let image = self.broker.metadata.image();
                     let settings = self.broker.topic_settings(&image, topic);
