@@ -94,15 +94,24 @@ fn wait_for(
     }
 }
 
-#[test]
-fn with_two_of_three_nodes_down_acks_all_is_refused_and_acks_1_is_not() {
-    if !targets_spate("with_two_of_three_nodes_down_acks_all_is_refused_and_acks_1_is_not") {
+/// Runs `scenario` on a fresh three-node cluster (when the tests target Spate), failing with
+/// the nodes' logs.
+fn on_a_cluster(name: &str, scenario: fn(&mut SpateCluster) -> Result<()>) {
+    if !targets_spate(name) {
         return;
     }
     let mut cluster = SpateCluster::start(options()).unwrap_or_else(|e| panic!("{e:#}"));
-    if let Err(e) = two_down(&mut cluster) {
+    if let Err(e) = scenario(&mut cluster) {
         panic!("{e:#}\n{}", cluster.logs());
     }
+}
+
+#[test]
+fn with_two_of_three_nodes_down_acks_all_is_refused_and_acks_1_is_not() {
+    on_a_cluster(
+        "with_two_of_three_nodes_down_acks_all_is_refused_and_acks_1_is_not",
+        two_down,
+    );
 }
 
 /// An idempotent producer's batches reach every replica with their producer id, epoch and
@@ -110,13 +119,10 @@ fn with_two_of_three_nodes_down_acks_all_is_refused_and_acks_1_is_not() {
 /// same producer and sequences, which is what lets it deduplicate a retried batch.
 #[test]
 fn idempotent_batches_keep_their_producer_and_sequences_on_the_new_leader() {
-    if !targets_spate("idempotent_batches_keep_their_producer_and_sequences_on_the_new_leader") {
-        return;
-    }
-    let mut cluster = SpateCluster::start(options()).unwrap_or_else(|e| panic!("{e:#}"));
-    if let Err(e) = producer_state_moves(&mut cluster) {
-        panic!("{e:#}\n{}", cluster.logs());
-    }
+    on_a_cluster(
+        "idempotent_batches_keep_their_producer_and_sequences_on_the_new_leader",
+        producer_state_moves,
+    );
 }
 
 fn producer_state_moves(cluster: &mut SpateCluster) -> Result<()> {
@@ -346,13 +352,10 @@ fn leader_election(cluster: &SpateCluster, args: &[&str], name: &str) -> Result<
 
 #[test]
 fn kafka_topics_describe_and_kafka_leader_election_work_against_spate() {
-    if !targets_spate("kafka_topics_describe_and_kafka_leader_election_work_against_spate") {
-        return;
-    }
-    let mut cluster = SpateCluster::start(options()).unwrap_or_else(|e| panic!("{e:#}"));
-    if let Err(e) = tools(&mut cluster) {
-        panic!("{e:#}\n{}", cluster.logs());
-    }
+    on_a_cluster(
+        "kafka_topics_describe_and_kafka_leader_election_work_against_spate",
+        tools,
+    );
 }
 
 fn tools(cluster: &mut SpateCluster) -> Result<()> {
