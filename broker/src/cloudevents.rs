@@ -171,15 +171,14 @@ impl BrokerLog {
     }
 }
 
-/// Appends one batch of `count` records to a partition this node leads, answering once the high
-/// watermark has passed the last of them (`acks=all`).
-async fn append_batch(
+/// Appends one batch to a partition this node leads, after the `acks=all` ISR check; returns the
+/// offset of its first record. [`wait_committed`] then waits for the high watermark.
+fn append_now(
     broker: &Broker,
     topic: &str,
     partition: i32,
     p: &Partition,
     batch: Bytes,
-    count: i64,
 ) -> Result<i64, LogError> {
     // acks=all refuses up front when the ISR is below min.insync.replicas, as Kafka does.
     let isr = broker
@@ -201,13 +200,17 @@ async fn append_batch(
             broker.settings.decompressed_batch_max_bytes,
         )
         .map_err(|e| map_produce_error(topic, partition, e))?;
-    let base = outcome.base_offset.0;
-    let last = base + count - 1;
+    Ok(outcome.base_offset.0)
+}
+
+/// Waits until the high watermark has passed `last` (`acks=all`), for at most
+/// [`ACKS_ALL_TIMEOUT_MS`].
+async fn wait_committed(p: &Partition, last: i64) -> Result<(), LogError> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(ACKS_ALL_TIMEOUT_MS);
     loop {
         let arrived = p.data_arrived.notified();
         if p.high_watermark() > last {
-            return Ok(base);
+            return Ok(());
         }
         if tokio::time::timeout_at(deadline, arrived).await.is_err() {
             return Err(LogError::Timeout);

@@ -1,11 +1,13 @@
 //! Group commit for ingress appends: concurrent requests to one partition this node leads share
 //! one record batch. The first request to find a partition idle starts a writer task; the
-//! writer appends everything queued (up to [`GROUP_BYTES_MAX`]) as one batch, waits once for the
-//! high watermark to pass it, and answers each request with the offset of its own first record.
-//! Requests that arrive meanwhile form the next batch. Each request stays all or nothing: its
-//! records are in one batch, and a batch appends or fails whole.
+//! writer appends everything queued (up to [`GROUP_BYTES_MAX`]) as one batch, and answers each
+//! request with the offset of its own first record once the high watermark has passed the
+//! batch. Requests that arrive meanwhile form the next batch. Each request stays all or nothing:
+//! its records are in one batch, and a batch appends or fails whole.
 //!
-//! The writer is a task of its own, so a request whose client goes away never strands the others.
+//! The writer is a task of its own, so a request whose client goes away never strands the others,
+//! and it does not wait for replication: each batch's commit is awaited by a task of its own, so
+//! one slow commit never holds back the appends behind it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use parking_lot::Mutex;
 use spate_cloudevents::log::{LogError, Record};
 use tokio::sync::oneshot;
 
-use super::{append_batch, record_batch};
+use super::{append_now, record_batch, wait_committed};
 use crate::Broker;
 use crate::replica::partition::Partition;
 
@@ -152,15 +154,33 @@ async fn write(
             records.extend(waiting.records);
             answers.push(waiting.done);
         }
-        let result = match record_batch(records) {
-            Ok(batch) => append_batch(&broker, &topic, partition, &p, batch, total).await,
-            Err(error) => Err(error),
-        };
-        let mut offset = 0;
-        for (done, count) in answers.into_iter().zip(counts) {
-            // A request whose client went away no longer listens.
-            let _ = done.send(result.clone().map(|base| base + offset));
-            offset += count;
+        let appended = record_batch(records)
+            .and_then(|batch| append_now(&broker, &topic, partition, &p, batch));
+        match appended {
+            Err(error) => answer(answers, &counts, Err(error)),
+            // Committed already (a partition without followers to wait for).
+            Ok(base) if p.high_watermark() > base + total - 1 => answer(answers, &counts, Ok(base)),
+            Ok(base) => {
+                let p = p.clone();
+                tokio::spawn(async move {
+                    let committed = wait_committed(&p, base + total - 1).await;
+                    answer(answers, &counts, committed.map(|()| base));
+                });
+            }
         }
+    }
+}
+
+/// Answers each request of a group: the offset of its first record, or the group's error.
+fn answer(
+    answers: Vec<oneshot::Sender<Result<i64, LogError>>>,
+    counts: &[i64],
+    result: Result<i64, LogError>,
+) {
+    let mut offset = 0;
+    for (done, count) in answers.into_iter().zip(counts) {
+        // A request whose client went away no longer listens.
+        let _ = done.send(result.clone().map(|base| base + offset));
+        offset += count;
     }
 }
