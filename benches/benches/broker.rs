@@ -84,7 +84,7 @@ fn frame<M: Encodable>(api_key: ApiKey, version: i16, body: &M) -> Bytes {
 async fn call(broker: &Arc<Broker>, context: &RequestContext, request: Bytes) -> Bytes {
     let reply = broker.dispatch(context, request).await.expect("dispatch");
     let frame = match reply {
-        Reply::Ready(frame) => frame,
+        Reply::Ready(frame) | Reply::ReadyThenClose(frame) => frame,
         Reply::Deferred(future) => tokio::time::timeout(REQUEST_TIMEOUT, future)
             .await
             .expect("deferred reply in time"),

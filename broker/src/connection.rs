@@ -49,12 +49,14 @@ pub async fn serve(
 
     let writer = tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
-            let frame = match reply {
-                Reply::Ready(frame) => frame,
-                Reply::Deferred(future) => future.await,
+            let (frame, then_close) = match reply {
+                Reply::Ready(frame) => (frame, false),
+                Reply::ReadyThenClose(frame) => (frame, true),
+                Reply::Deferred(future) => (future.await, false),
                 Reply::None => continue,
             };
-            if frame.is_empty() || write_frame(&mut write_half, &frame).await.is_err() {
+            if frame.is_empty() || write_frame(&mut write_half, &frame).await.is_err() || then_close
+            {
                 break;
             }
         }
@@ -84,7 +86,8 @@ pub async fn serve(
         };
         match broker.dispatch(&context, frame).await {
             Ok(reply) => {
-                if tx.send(reply).await.is_err() {
+                let then_close = matches!(reply, Reply::ReadyThenClose(_));
+                if tx.send(reply).await.is_err() || then_close {
                     break;
                 }
             }

@@ -24,6 +24,9 @@ use crate::response_frame::{ResponseFrame, encode_response_frame};
 pub enum Reply {
     /// Encoded and ready to write.
     Ready(ResponseFrame),
+    /// Encoded and ready to write, after which the connection closes: the client is to look for
+    /// another node (see [`crate::Broker::out_of_contact`]).
+    ReadyThenClose(ResponseFrame),
     /// Completes when the request does (replication, long poll). An empty frame closes the
     /// connection.
     Deferred(Pin<Box<dyn Future<Output = ResponseFrame> + Send>>),
@@ -91,6 +94,14 @@ impl ResponseTo {
     /// Encodes `body` as a ready reply.
     pub fn ready<M: Encodable + 'static>(&self, body: &M) -> Result<Reply, DispatchError> {
         Ok(Reply::Ready(self.encode(body)?))
+    }
+
+    /// Encodes a response now, closing the connection once it is written.
+    pub fn ready_then_close<M: Encodable + 'static>(
+        &self,
+        body: &M,
+    ) -> Result<Reply, DispatchError> {
+        Ok(Reply::ReadyThenClose(self.encode(body)?))
     }
 
     /// Wraps a future response, encoding it when it completes.

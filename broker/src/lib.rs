@@ -106,6 +106,13 @@ impl Broker {
                 *replica != self.node_id && image.broker(*replica).is_some_and(|b| !b.fenced)
             })
     }
+
+    /// Whether this node is out of contact with a cluster that has other live nodes: its broker
+    /// session lapsed (see [`Broker::leadership_in_doubt`]) and its image, stale as it may be,
+    /// names another unfenced broker a client could ask instead.
+    pub fn out_of_contact(&self, image: &spate_controller::image::MetadataImage) -> bool {
+        self.metadata.broker_session_lapsed() && image.live_brokers().any(|b| b.id != self.node_id)
+    }
 }
 
 /// How long an admin request waits for this node to apply its own committed change before

@@ -453,6 +453,37 @@ pub fn request<Req: Encodable, Resp: Decodable>(
     version: i16,
     body: &Req,
 ) -> Result<Resp> {
+    request_on(addr, api_key, version, body).map(|(response, _)| response)
+}
+
+/// Whether the node closes `stream` (after answering) within `within`.
+pub fn closed_by_peer(stream: &mut TcpStream, within: Duration) -> Result<bool> {
+    stream.set_read_timeout(Some(within))?;
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => Ok(true),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(true),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends one request to `addr` on a new connection and decodes the response; returns the
+/// connection too, to see what the node does with it next.
+pub fn request_on<Req: Encodable, Resp: Decodable>(
+    addr: &str,
+    api_key: ApiKey,
+    version: i16,
+    body: &Req,
+) -> Result<(Resp, TcpStream)> {
     let sock: SocketAddr = addr
         .parse()
         .with_context(|| format!("bad address {addr}"))?;
@@ -487,7 +518,7 @@ pub fn request<Req: Encodable, Resp: Decodable>(
         header.correlation_id == correlation_id,
         "correlation id mismatch"
     );
-    Resp::decode(&mut bytes, version)
+    Ok((Resp::decode(&mut bytes, version)?, stream))
 }
 
 /// What a node's Metadata answer says about the cluster.

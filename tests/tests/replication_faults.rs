@@ -21,10 +21,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use spate_e2e::cluster::targets_spate;
+use spate_e2e::cluster::{self, targets_spate};
 use spate_e2e::history;
 use spate_e2e::netcluster::{self, NetCluster};
 use spate_e2e::workload::{self, ContinuousProducer, Observer};
@@ -413,6 +414,18 @@ fn cut_off_leader_steps_aside(cluster: &mut NetCluster) -> Result<()> {
     ensure!(
         code == NOT_LEADER_OR_FOLLOWER,
         "acks=1 produce to the cut-off leader: error {code}"
+    );
+    // Having answered a Metadata request, it closes the connection, so a client that talks to
+    // it alone goes and asks another node.
+    let (_, mut connection): (MetadataResponse, _) = cluster::request_on(
+        &cluster.bootstrap(leader),
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    )?;
+    ensure!(
+        cluster::closed_by_peer(&mut connection, Duration::from_secs(2))?,
+        "the cut-off node kept the connection open after a Metadata answer"
     );
     let claimed: Vec<i32> = workload::partitions(&cluster.bootstrap(leader), TOPIC)?
         .iter()

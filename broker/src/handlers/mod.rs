@@ -33,7 +33,19 @@ pub async fn handle(
     let version = to.version;
     match request {
         RequestKind::ApiVersions(r) => to.ready(&api_versions::handle(&r, version)),
-        RequestKind::Metadata(r) => to.ready(&metadata::handle(broker, r, version).await),
+        RequestKind::Metadata(r) => {
+            let response = metadata::handle(broker, r, version).await;
+            // A node out of contact with the cluster answers, then lets the client go: a client
+            // connected to this node alone (librdkafka connects only to the leaders it needs)
+            // would otherwise keep asking it, and keep hearing that its partitions have no
+            // leader, until the node is back; reconnecting, it asks another node and finds the
+            // new leaders.
+            if broker.out_of_contact(&broker.metadata.image()) {
+                to.ready_then_close(&response)
+            } else {
+                to.ready(&response)
+            }
+        }
         RequestKind::CreateTopics(r) => to.ready(&topics::create_topics(broker, r, version).await),
         RequestKind::DeleteTopics(r) => to.ready(&topics::delete_topics(broker, r, version).await),
         RequestKind::Produce(r) => match produce::handle(broker, r, version) {
