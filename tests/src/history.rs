@@ -101,12 +101,6 @@ impl Report {
         self.violations.is_empty()
     }
 
-    /// Whether every rule held except "exactly once": nothing lost, moved, reordered,
-    /// invented or seen-then-truncated, while records may be duplicated.
-    pub fn is_clean_but_duplicates(&self) -> bool {
-        self.violations.iter().all(|v| v.kind == "duplicated")
-    }
-
     /// Violations of one kind.
     pub fn count(&self, kind: &str) -> usize {
         self.violations.iter().filter(|v| v.kind == kind).count()
@@ -347,7 +341,6 @@ mod tests {
         assert_eq!(report.count("misplaced"), 1);
         assert_eq!(report.count("duplicated"), 1);
         assert!(report.render().contains("verdict: VIOLATED"));
-        assert!(!report.is_clean_but_duplicates());
     }
 
     #[test]
@@ -358,7 +351,6 @@ mod tests {
         assert_eq!(report.count("duplicated"), 1, "{}", report.render());
         assert_eq!(report.count("reordered"), 0);
         assert!(!report.is_clean());
-        assert!(report.is_clean_but_duplicates());
     }
 
     #[test]

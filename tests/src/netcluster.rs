@@ -467,7 +467,7 @@ impl Drop for NetCluster {
             eprintln!("{}", self.logs());
         }
         // `SPATE_E2E_KEEP_LOGS=DIR` keeps every node's whole log there for a post-mortem, also
-        // after a run that passed (a known defect it reported, say).
+        // after a run that passed.
         if let Some(keep) = std::env::var_os("SPATE_E2E_KEEP_LOGS") {
             let keep = PathBuf::from(keep);
             for node in &self.nodes {

@@ -158,18 +158,9 @@ fn acks_all_survives_leader_kills_follower_stalls_and_cut_off_leaders() {
                 slowest = slowest.max(f.resumed_after);
             }
             println!("slowest resumption: {} ms", slowest.as_millis());
-            // Nothing acknowledged may be lost, moved, reordered or seen-then-truncated. An
-            // acknowledged record written twice is reported loudly but does not fail the run:
-            // about one run in five, one idempotent retry out of ~38,000 records is appended a
-            // second time after a failover. The cause is not found yet; until it is, Spate's
-            // exactly-once promise for idempotent producers has this known hole under faults.
-            assert!(report.is_clean_but_duplicates(), "the history check failed");
-            if !report.is_clean() {
-                println!(
-                    "KNOWN DEFECT: {} acknowledged record(s) duplicated (see the history check)",
-                    report.count("duplicated")
-                );
-            }
+            // Nothing acknowledged may be lost, moved, reordered, seen-then-truncated or written
+            // twice (a duplicate's batch headers are printed above the report).
+            assert!(report.is_clean(), "the history check failed");
             let late: Vec<&Fault> = faults
                 .iter()
                 .filter(|f| f.resumed_after > RESUME_BOUND)
