@@ -163,13 +163,18 @@ fn producer_state_moves(cluster: &mut SpateCluster) -> Result<()> {
     let moved = wait_for(&cluster.bootstrap(other), TOPIC, "a new leader", |p| {
         p.leader >= 0 && p.leader != leader as i32
     })?;
-    let after = workload::record_origins(
-        &cluster.bootstrap(moved[0].leader as usize),
-        TOPIC,
-        0,
-        0,
-        100,
-    )?;
+    // The new leader serves the records once its high watermark has caught up: a follower
+    // learns the high watermark one fetch late, and the remaining follower's next fetch moves
+    // it on, as in Kafka.
+    let new_leader = cluster.bootstrap(moved[0].leader as usize);
+    let deadline = std::time::Instant::now() + WAIT_TIMEOUT;
+    let after = loop {
+        let after = workload::record_origins(&new_leader, TOPIC, 0, 0, 100)?;
+        if after.len() >= before.len() || std::time::Instant::now() > deadline {
+            break after;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     ensure!(
         before.len() == RECORDS as usize,
         "the old leader holds {} records: {before:?}",
