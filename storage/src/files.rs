@@ -1,8 +1,10 @@
 //! File names, atomic file replacement, directory fsync and the memory-map wrapper.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use memmap2::{Mmap, MmapOptions};
@@ -124,13 +126,78 @@ pub(crate) fn write_all_vectored(mut file: &File, mut bufs: &mut [IoSlice<'_>]) 
     Ok(())
 }
 
-/// Keeps a memory map alive for as long as any `Bytes` slice of it exists.
-struct MapOwner(Mmap);
+/// Keeps a memory map alive for as long as any `Bytes` slice of it exists. A map of a segment
+/// that readers send to sockets is also listed in [`MAPPED`] with its file, from creation until
+/// it is dropped.
+struct MapOwner {
+    map: Mmap,
+    listed: bool,
+}
 
 impl AsRef<[u8]> for MapOwner {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.map
     }
+}
+
+impl Drop for MapOwner {
+    fn drop(&mut self) {
+        if self.listed {
+            MAPPED.lock().remove(&(self.map.as_ptr() as usize));
+        }
+    }
+}
+
+/// The listed maps by start address: their length and the file they map from byte 0. An entry
+/// lives exactly as long as its map, so an address inside a live slice finds the map it came
+/// from and nothing else (live mappings never overlap).
+static MAPPED: parking_lot::Mutex<BTreeMap<usize, (usize, Arc<File>)>> =
+    parking_lot::Mutex::new(BTreeMap::new());
+
+/// A byte range of an open file: where a slice of a segment's memory map lies on disk.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    file: Arc<File>,
+    position: u64,
+    len: usize,
+}
+
+impl FileRegion {
+    /// The file (open for reading).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Position of the first byte in the file.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the region is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Where `bytes` lies on disk, when it is (part of) a slice this crate handed out of a segment's
+/// memory map, such as [`crate::ReadResult::records`]. The file's bytes in the region are the
+/// slice's bytes and stay so while the slice is held (crate docs, "Memory maps"), so a sender
+/// may copy them from the file (`sendfile`) instead of from memory. `None` for any other slice.
+pub fn file_region(bytes: &[u8]) -> Option<FileRegion> {
+    let start = bytes.as_ptr() as usize;
+    let end = start.checked_add(bytes.len())?;
+    let maps = MAPPED.lock();
+    let (&map_start, (map_len, file)) = maps.range(..=start).next_back()?;
+    (end <= map_start + map_len).then(|| FileRegion {
+        file: file.clone(),
+        position: (start - map_start) as u64,
+        len: bytes.len(),
+    })
 }
 
 /// Maps the first `len_bytes` of `file` read-only and wraps the map in `Bytes`, so that slices
@@ -139,8 +206,27 @@ impl AsRef<[u8]> for MapOwner {
 /// Callers guarantee `len_bytes` is at most the file's current size and that this process never
 /// shrinks the file below it nor rewrites bytes inside it (see the crate docs, "Memory maps").
 pub(crate) fn map_prefix(file: &File, len_bytes: u64, path: &Path) -> Result<Bytes> {
-    if len_bytes == 0 {
+    Ok(match map_raw(file, len_bytes, path)? {
+        Some(map) => Bytes::from_owner(MapOwner { map, listed: false }),
+        None => Bytes::new(),
+    })
+}
+
+/// [`map_prefix`] for a map whose slices may be sent to sockets: it is listed, so
+/// [`file_region`] finds `file` from any of its slices.
+pub(crate) fn map_shared_prefix(file: &Arc<File>, len_bytes: u64, path: &Path) -> Result<Bytes> {
+    let Some(map) = map_raw(file, len_bytes, path)? else {
         return Ok(Bytes::new());
+    };
+    MAPPED
+        .lock()
+        .insert(map.as_ptr() as usize, (map.len(), file.clone()));
+    Ok(Bytes::from_owner(MapOwner { map, listed: true }))
+}
+
+fn map_raw(file: &File, len_bytes: u64, path: &Path) -> Result<Option<Mmap>> {
+    if len_bytes == 0 {
+        return Ok(None);
     }
     let len = usize::try_from(len_bytes).map_err(|_| {
         StorageError::corrupt(path, format!("{len_bytes} bytes do not fit in memory"))
@@ -152,7 +238,7 @@ pub(crate) fn map_prefix(file: &File, len_bytes: u64, path: &Path) -> Result<Byt
     // modify the data directory while it is open; the log manager holds a lock file for that.
     let map =
         unsafe { MmapOptions::new().len(len).map(file) }.map_err(|e| StorageError::io(path, e))?;
-    Ok(Bytes::from_owner(MapOwner(map)))
+    Ok(Some(map))
 }
 
 /// Maps a whole file read-only (used for sealed index files), or `None` when it is empty.

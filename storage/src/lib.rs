@@ -31,6 +31,11 @@
 //!   shrinking the file; when no byte is dropped the file is reused as is.
 //! - The active segment's map is re-created when a reader needs more than it covers; older maps
 //!   stay alive in the slices that use them.
+//!
+//! Because a slice's bytes are fixed for as long as it is held, a sender need not read them
+//! through the map: [`file_region`] names the file and position a segment slice came from, and
+//! the broker hands large record slices to the kernel with `sendfile` from there (no copy
+//! through user memory, no page faults on the map).
 #![deny(missing_docs)]
 
 pub mod checkpoint;
@@ -51,6 +56,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CleanupPolicy, LogConfig};
 pub use epoch::{EpochEntry, UNDEFINED_EPOCH_OFFSET};
 pub use error::StorageError;
+pub use files::{FileRegion, file_region};
 pub use log::{AppendInfo, LogOpenOptions, PartitionLog, ReadResult, TimestampAndOffset};
 pub use manager::{BackgroundHandle, LogManager, LogManagerConfig};
 pub use snapshot::TopicId;

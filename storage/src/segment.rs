@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{IoSlice, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -14,8 +15,8 @@ use spate_protocol::types::{LeaderEpoch, Offset};
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::files::{
-    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, map_prefix, offset_file_name,
-    remove_if_exists, rename_if_exists, with_suffix, write_all_vectored,
+    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, map_shared_prefix,
+    offset_file_name, remove_if_exists, rename_if_exists, with_suffix, write_all_vectored,
 };
 use crate::index::{Index, OffsetEntry, TimeEntry};
 
@@ -323,7 +324,8 @@ pub(crate) struct Segment {
     /// Offset of the first batch this segment may hold (its file name).
     pub base_offset: Offset,
     log_path: PathBuf,
-    log: File,
+    /// Shared with the segment's memory maps, which let senders reach the file (`sendfile`).
+    log: Arc<File>,
     /// Bytes of whole batches readers may see.
     size_bytes: AtomicU64,
     /// Offset after the last batch.
@@ -395,7 +397,7 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            log,
+            log: Arc::new(log),
             size_bytes: AtomicU64::new(0),
             next_offset: AtomicI64::new(base_offset.0),
             max_timestamp: Mutex::new(MaxTimestamp {
@@ -428,7 +430,7 @@ impl Segment {
         Segment {
             base_offset,
             log_path,
-            log,
+            log: Arc::new(log),
             size_bytes: AtomicU64::new(init.size_bytes),
             next_offset: AtomicI64::new(init.next_offset.0),
             max_timestamp: Mutex::new(init.max_timestamp),
@@ -498,7 +500,7 @@ impl Segment {
 
     /// Moves the write cursor to the end of the data (before the first append after opening).
     pub(crate) fn seek_to_end(&self) -> Result<()> {
-        (&self.log)
+        (&*self.log)
             .seek(SeekFrom::Start(self.size_bytes()))
             .map_err(|e| StorageError::io(&self.log_path, e))?;
         Ok(())
@@ -566,7 +568,7 @@ impl Segment {
         let size = self.size_bytes();
         let mut map = self.map.lock();
         if (map.len() as u64) < size {
-            *map = map_prefix(&self.log, size, &self.log_path)?;
+            *map = map_shared_prefix(&self.log, size, &self.log_path)?;
         }
         Ok(map.slice(..(size as usize).min(map.len())))
     }

@@ -167,6 +167,39 @@ fn rolls_on_segment_bytes_and_reads_across_segments() {
 }
 
 #[test]
+fn read_slices_name_the_file_bytes_they_came_from() {
+    use std::os::unix::fs::FileExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = clock();
+    let log = open(dir.path(), small_config(), &clock);
+    append_n(&log, 200);
+    for from in [0, 37, 150, 199] {
+        let read = log
+            .read(Offset(from), 1000, Offset(200), true)
+            .expect("read");
+        assert!(!read.records.is_empty());
+        let whole = spate_storage::file_region(&read.records).expect("a segment slice");
+        assert_eq!(whole.len(), read.records.len());
+        let mut on_disk = vec![0u8; whole.len()];
+        whole
+            .file()
+            .read_exact_at(&mut on_disk, whole.position())
+            .expect("pread");
+        assert_eq!(on_disk, read.records);
+        // Any part of the slice maps to the matching part of the file.
+        let tail = read.records.slice(10..);
+        let part = spate_storage::file_region(&tail).expect("a part of a segment slice");
+        assert_eq!(part.position(), whole.position() + 10);
+        assert_eq!(part.len(), tail.len());
+    }
+    // Bytes that do not come from a segment are not mistaken for one.
+    let copy = Bytes::copy_from_slice(b"not from a segment map");
+    assert!(spate_storage::file_region(&copy).is_none());
+    assert!(spate_storage::file_region(&Bytes::from_static(b"static")).is_none());
+}
+
+#[test]
 fn rolls_on_segment_ms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = clock();
