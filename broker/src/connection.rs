@@ -13,17 +13,19 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use spate_protocol::frame::{FrameCodec, FrameError};
-use std::io::IoSlice;
+use spate_storage::FileRegion;
+use std::io::{self, IoSlice};
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::Broker;
 use crate::dispatch::{Reply, RequestContext};
-use crate::response_frame::ResponseFrame;
+use crate::response_frame::{ResponseFrame, ZERO_COPY_THRESHOLD_BYTES};
 
 /// Responses a connection may owe before the broker stops reading from it. Clients pipeline at
 /// most 5 by default (`max.in.flight.requests.per.connection`); headroom above that keeps
@@ -102,16 +104,31 @@ pub async fn serve(
     let _ = writer.await;
 }
 
-/// Writes the size prefix and every chunk of `frame` with vectored writes, so record data held
-/// by reference goes to the socket without being copied into one buffer first.
-async fn write_frame<W: AsyncWrite + Unpin>(
-    out: &mut W,
-    frame: &ResponseFrame,
-) -> std::io::Result<()> {
+/// Writes the size prefix and every chunk of `frame`. Large record slices that come from a
+/// segment go with `sendfile` from the segment file, so the kernel moves them from the page
+/// cache to the socket without a copy through user memory (Kafka sends its `FileRecords` the
+/// same way); the rest goes with vectored writes, the chunks held by reference.
+async fn write_frame(out: &mut OwnedWriteHalf, frame: &ResponseFrame) -> io::Result<()> {
     let prefix = (frame.len() as u32).to_be_bytes();
     let mut parts: Vec<&[u8]> = Vec::with_capacity(frame.chunks().len() + 1);
     parts.push(&prefix);
     parts.extend(frame.chunks().iter().map(|c| c.as_ref()));
+    let mut pending = 0;
+    for index in 0..parts.len() {
+        if parts[index].len() < ZERO_COPY_THRESHOLD_BYTES {
+            continue;
+        }
+        if let Some(region) = spate_storage::file_region(parts[index]) {
+            write_all_vectored(out, &parts[pending..index]).await?;
+            send_region(out.as_ref(), &region).await?;
+            pending = index + 1;
+        }
+    }
+    write_all_vectored(out, &parts[pending..]).await
+}
+
+/// Writes every byte of `parts` with as few `writev` calls as the socket allows.
+async fn write_all_vectored(out: &mut OwnedWriteHalf, parts: &[&[u8]]) -> io::Result<()> {
     let (mut index, mut offset) = (0, 0);
     while index < parts.len() {
         let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&parts[index][offset..]))
@@ -119,10 +136,10 @@ async fn write_frame<W: AsyncWrite + Unpin>(
             .take(IOV_MAX_PER_WRITE)
             .collect();
         let mut written = out.write_vectored(&slices).await?;
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+        if written == 0 && slices.iter().any(|s| !s.is_empty()) {
+            return Err(io::ErrorKind::WriteZero.into());
         }
-        while written > 0 && index < parts.len() {
+        while index < parts.len() {
             let left = parts[index].len() - offset;
             if written >= left {
                 written -= left;
@@ -130,8 +147,37 @@ async fn write_frame<W: AsyncWrite + Unpin>(
                 offset = 0;
             } else {
                 offset += written;
-                written = 0;
+                break;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Sends a region of a segment file to the socket with `sendfile`, waiting whenever the socket
+/// buffer is full. A file that ends before the region does (it never should: segment bytes are
+/// never shrunk away under a reader) fails the write, which closes the connection, as Kafka does
+/// when its `FileRecords` turn out shorter than the response it announced.
+async fn send_region(socket: &TcpStream, region: &FileRegion) -> io::Result<()> {
+    let mut position = region.position();
+    let end = position + region.len() as u64;
+    while position < end {
+        socket.writable().await?;
+        let count = usize::try_from(end - position).unwrap_or(usize::MAX);
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(socket, region.file(), Some(&mut position), count)
+                .map_err(io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment file ended inside the records being sent",
+                ));
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
         }
     }
     Ok(())
