@@ -31,8 +31,8 @@ use crate::files::{
 };
 use crate::index::{Index, OffsetEntry, TimeEntry};
 use crate::segment::{
-    BatchHeader, IndexCursor, MaxTimestamp, NO_TIMESTAMP, Scan, Segment, SegmentInit, scan,
-    segment_paths,
+    BatchHeader, FileHeaders, Headers, IndexCursor, MaxTimestamp, NO_TIMESTAMP, Scan, Segment,
+    SegmentInit, scan, segment_paths,
 };
 use crate::snapshot::{self, TopicId};
 
@@ -791,7 +791,12 @@ impl PartitionLog {
         }
         for segment in &segments[first - 1..] {
             let data = segment.view()?;
-            let Some(header) = segment.find_batch(&data, from) else {
+            // Headers come from the file, not the map: the records are usually sent from the
+            // file too, and then the map's pages are never touched.
+            let mut headers = FileHeaders::new(segment.log_file(), data.len() as u64);
+            let header = segment.find_batch_in(&mut headers, from);
+            let Some(header) = header else {
+                fail_on_read_error(&mut headers, segment)?;
                 continue;
             };
             let start = header.position;
@@ -807,11 +812,12 @@ impl PartitionLog {
                 }
                 end = h.end();
                 next = if end < data.len() as u64 {
-                    BatchHeader::parse(&data, end).ok()
+                    headers.header(end).ok()
                 } else {
                     None
                 };
             }
+            fail_on_read_error(&mut headers, segment)?;
             result.records = data.slice(start as usize..end as usize);
             return Ok(result);
         }
@@ -1472,6 +1478,14 @@ pub(crate) fn record_timestamp(batch: &RecordBatch, timestamp_delta: i64) -> i64
     match batch.timestamp_type() {
         TimestampType::LogAppendTime => batch.max_timestamp(),
         TimestampType::CreateTime => batch.base_timestamp().wrapping_add(timestamp_delta),
+    }
+}
+
+/// Turns a failed header read into the read's error (a walk that merely ended is not one).
+fn fail_on_read_error(headers: &mut FileHeaders<'_>, segment: &Segment) -> Result<()> {
+    match headers.take_error() {
+        Some(error) => Err(StorageError::io(segment.log_path(), error)),
+        None => Ok(()),
     }
 }
 

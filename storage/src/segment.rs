@@ -3,6 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{IoSlice, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -83,16 +84,23 @@ impl BatchHeader {
     /// Reads the header of the batch starting at `position`, checking that the whole batch is
     /// present and the fields are plausible. Never panics on any input.
     pub(crate) fn parse(data: &[u8], position: u64) -> Result<BatchHeader, HeaderProblem> {
-        let len = data.len() as u64;
-        let available_bytes = len.saturating_sub(position);
-        if available_bytes < BATCH_HEADER_SIZE_BYTES as u64 {
-            return Err(HeaderProblem::Torn {
-                needed_bytes: BATCH_HEADER_SIZE_BYTES as u64,
-                available_bytes,
-            });
-        }
+        let available_bytes = (data.len() as u64).saturating_sub(position);
+        check_header_fits(available_bytes)?;
         let at = position as usize;
-        let b = &data[at..at + BATCH_HEADER_SIZE_BYTES];
+        BatchHeader::from_bytes(
+            &data[at..at + BATCH_HEADER_SIZE_BYTES],
+            position,
+            available_bytes,
+        )
+    }
+
+    /// Reads a header from its [`BATCH_HEADER_SIZE_BYTES`] bytes `b`, found at `position` with
+    /// `available_bytes` from there to the end of the data.
+    fn from_bytes(
+        b: &[u8],
+        position: u64,
+        available_bytes: u64,
+    ) -> Result<BatchHeader, HeaderProblem> {
         let batch_length = be_i32(b, 8);
         let min_length = (BATCH_HEADER_SIZE_BYTES - LOG_OVERHEAD_BYTES) as i32;
         if batch_length < min_length {
@@ -139,6 +147,108 @@ impl BatchHeader {
     /// One past the batch's last byte.
     pub(crate) fn end(&self) -> u64 {
         self.position + self.size_bytes
+    }
+}
+
+fn check_header_fits(available_bytes: u64) -> Result<(), HeaderProblem> {
+    if available_bytes < BATCH_HEADER_SIZE_BYTES as u64 {
+        return Err(HeaderProblem::Torn {
+            needed_bytes: BATCH_HEADER_SIZE_BYTES as u64,
+            available_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Where batch headers are read from: a segment's bytes in memory, or its file.
+pub(crate) trait Headers {
+    /// Bytes of data.
+    fn len(&self) -> u64;
+    /// The header of the batch at `position`, as [`BatchHeader::parse`].
+    fn header(&mut self, position: u64) -> Result<BatchHeader, HeaderProblem>;
+}
+
+impl Headers for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn header(&mut self, position: u64) -> Result<BatchHeader, HeaderProblem> {
+        BatchHeader::parse(self, position)
+    }
+}
+
+/// Reads the headers of a segment's first `len` bytes from its file with `pread`, so that a
+/// reader that sends the records from the file (`sendfile`) never touches the memory map: the
+/// map's pages are then never faulted in, and do not count in the broker's resident memory.
+///
+/// Small batches are read a window at a time, so walking many of them costs few calls; large
+/// ones one header at a time, so the records between headers are never copied.
+pub(crate) struct FileHeaders<'a> {
+    file: &'a File,
+    len: u64,
+    window: Vec<u8>,
+    window_start: u64,
+    small_batches: bool,
+    error: Option<std::io::Error>,
+}
+
+/// Bytes read at once while the batches are smaller than this.
+const HEADER_WINDOW_BYTES: usize = 8 * 1024;
+
+impl<'a> FileHeaders<'a> {
+    /// Headers of the first `len` bytes of `file` (at most its size).
+    pub(crate) fn new(file: &'a File, len: u64) -> FileHeaders<'a> {
+        FileHeaders {
+            file,
+            len,
+            window: Vec::new(),
+            window_start: 0,
+            small_batches: true,
+            error: None,
+        }
+    }
+
+    /// The first read that failed, if any: the walk ended there and was not a torn or invalid
+    /// batch.
+    pub(crate) fn take_error(&mut self) -> Option<std::io::Error> {
+        self.error.take()
+    }
+}
+
+impl Headers for FileHeaders<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn header(&mut self, position: u64) -> Result<BatchHeader, HeaderProblem> {
+        let available_bytes = self.len.saturating_sub(position);
+        check_header_fits(available_bytes)?;
+        let window_end = self.window_start + self.window.len() as u64;
+        if position < self.window_start || position + BATCH_HEADER_SIZE_BYTES as u64 > window_end {
+            let want = if self.small_batches {
+                HEADER_WINDOW_BYTES
+            } else {
+                BATCH_HEADER_SIZE_BYTES
+            };
+            let want = want.min(usize::try_from(available_bytes).unwrap_or(usize::MAX));
+            self.window.resize(want, 0);
+            if let Err(error) = self.file.read_exact_at(&mut self.window, position) {
+                self.window.clear();
+                let problem = HeaderProblem::Invalid(format!("unreadable: {error}"));
+                self.error.get_or_insert(error);
+                return Err(problem);
+            }
+            self.window_start = position;
+        }
+        let at = (position - self.window_start) as usize;
+        let header = BatchHeader::from_bytes(
+            &self.window[at..at + BATCH_HEADER_SIZE_BYTES],
+            position,
+            available_bytes,
+        )?;
+        self.small_batches = header.size_bytes < HEADER_WINDOW_BYTES as u64;
+        Ok(header)
     }
 }
 
@@ -589,10 +699,19 @@ impl Segment {
     /// Finds the first batch whose last offset is `>= offset` in `data` (a view of this
     /// segment), starting from the index hint and falling back to a scan from the start if the
     /// hint does not land on a plausible batch.
-    pub(crate) fn find_batch(&self, data: &[u8], offset: Offset) -> Option<BatchHeader> {
+    pub(crate) fn find_batch(&self, mut data: &[u8], offset: Offset) -> Option<BatchHeader> {
+        self.find_batch_in(&mut data, offset)
+    }
+
+    /// [`Segment::find_batch`] with headers from any source.
+    pub(crate) fn find_batch_in(
+        &self,
+        data: &mut impl Headers,
+        offset: Offset,
+    ) -> Option<BatchHeader> {
         let hint = self.lookup_position(offset);
-        if hint > 0 && hint < data.len() as u64 {
-            match BatchHeader::parse(data, hint) {
+        if hint > 0 && hint < data.len() {
+            match data.header(hint) {
                 Ok(header) if header.base_offset <= offset || header.position == 0 => {
                     return scan_for(data, header.position, offset);
                 }
@@ -683,9 +802,9 @@ impl Segment {
 }
 
 /// Walks batches from `position` until one whose last offset is `>= offset`.
-fn scan_for(data: &[u8], mut position: u64, offset: Offset) -> Option<BatchHeader> {
-    while position < data.len() as u64 {
-        let header = BatchHeader::parse(data, position).ok()?;
+fn scan_for(data: &mut impl Headers, mut position: u64, offset: Offset) -> Option<BatchHeader> {
+    while position < data.len() {
+        let header = data.header(position).ok()?;
         if header.last_offset >= offset {
             return Some(header);
         }

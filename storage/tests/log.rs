@@ -166,6 +166,72 @@ fn rolls_on_segment_bytes_and_reads_across_segments() {
     }
 }
 
+/// Reads find and walk batches of every size the same way: small ones (many per header read)
+/// and large ones (header by header), mixed, from every offset and with tight and loose limits.
+#[test]
+fn reads_walk_small_and_large_batches_alike() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = clock();
+    let config = LogConfig {
+        index_interval_bytes: 4096,
+        ..LogConfig::default()
+    };
+    let log = open(dir.path(), config, &clock);
+    // (records, value bytes): a few bytes to tens of KiB per batch, in no particular order.
+    let shapes = [
+        (1, 10),
+        (3, 40),
+        (2, 12_000),
+        (1, 5),
+        (40, 100),
+        (1, 70_000),
+        (5, 1_500),
+        (1, 9_000),
+        (2, 3),
+        (8, 2_000),
+    ];
+    let mut batches = Vec::new();
+    for round in 0..4 {
+        for (count, value_bytes) in shapes {
+            let batch = sized_batch(count, value_bytes, T0_MS + round);
+            let info = log
+                .append_as_leader(std::slice::from_ref(&batch), LeaderEpoch(0), None)
+                .expect("append");
+            batches.push((
+                info.first_offset.0,
+                info.last_offset.0,
+                batch.as_bytes().len(),
+            ));
+        }
+    }
+    let end = log.log_end_offset();
+    for &(base, last, size) in &batches {
+        for from in [base, last] {
+            // Unlimited: every batch from the one holding `from` to the end.
+            let read = log.read(Offset(from), 1 << 30, end, true).expect("read");
+            let got: Vec<i64> = batches_of(read.records)
+                .iter()
+                .map(|b| b.base_offset().0)
+                .collect();
+            let want: Vec<i64> = batches.iter().map(|b| b.0).filter(|&b| b >= base).collect();
+            assert_eq!(got, want, "from {from}");
+            // A limit below the first batch: that batch alone, whole.
+            let read = log.read(Offset(from), 1, end, true).expect("read");
+            assert_eq!(read.records.len(), size, "from {from}");
+            assert_eq!(batches_of(read.records)[0].base_offset().0, base);
+            // Without min_one_batch the same limit returns nothing.
+            let read = log.read(Offset(from), 1, end, false).expect("read");
+            assert!(read.records.is_empty());
+        }
+    }
+    // An upper bound inside the log stops before the batch that reaches it.
+    let (bound_base, _, _) = batches[17];
+    let read = log
+        .read(Offset(0), 1 << 30, Offset(bound_base), true)
+        .expect("read");
+    assert_eq!(batches_of(read.records).len(), 17);
+}
+
 #[test]
 fn read_slices_name_the_file_bytes_they_came_from() {
     use std::os::unix::fs::FileExt;
