@@ -6,7 +6,9 @@
 //! - Apache Kafka's `kafka-topics --describe` lists the leaders, replicas and ISRs Spate's
 //!   Metadata reports;
 //! - Apache Kafka's `kafka-leader-election` (ElectLeaders, API 43) moves leadership back to the
-//!   preferred replica, and reports "not needed" when it leads already.
+//!   preferred replica, and reports "not needed" when it leads already;
+//! - after a leader dies, a node whose Metadata names it the new leader takes a produce at once,
+//!   even while it is still taking up many leaderships.
 
 use std::time::Duration;
 
@@ -191,6 +193,65 @@ fn producer_state_moves(cluster: &mut SpateCluster) -> Result<()> {
             o.producer_id == producer_id && o.sequence == i as i32 && o.offset == i as i64,
             "record {i}: {o:?}"
         );
+    }
+    Ok(())
+}
+
+/// A node whose Metadata names it the leader of a partition accepts a produce to it at once,
+/// even while it is still taking up the leaderships of a failed node: producers are sent there by
+/// that very answer, and a batch refused in that moment (while the next one is taken) leaves a
+/// gap in an idempotent producer's sequence numbers, on which librdkafka re-sends records under a
+/// new producer epoch and duplicates any the old leader had written.
+#[test]
+fn a_node_named_leader_by_its_own_metadata_accepts_produce_at_once() {
+    on_a_cluster(
+        "a_node_named_leader_by_its_own_metadata_accepts_produce_at_once",
+        takes_over_at_once,
+    );
+}
+
+fn takes_over_at_once(cluster: &mut SpateCluster) -> Result<()> {
+    const TOPIC: &str = "takeover";
+    // Many partitions, so taking over a third of them takes the new leaders a moment.
+    const PARTITIONS: i32 = 60;
+    const VICTIM: i32 = 0;
+    create_topic(&cluster.bootstrap_all(), TOPIC, PARTITIONS, &[])?;
+    workload::wait_fully_in_sync(&addresses(cluster, &[0, 1, 2]), TOPIC, WAIT_TIMEOUT)?;
+    let moved: Vec<i32> = workload::partitions(&cluster.bootstrap(1), TOPIC)?
+        .iter()
+        .filter(|p| p.leader == VICTIM)
+        .map(|p| p.partition)
+        .collect();
+    ensure!(!moved.is_empty(), "node {VICTIM} leads nothing");
+    cluster.kill9(VICTIM as usize);
+    let deadline = std::time::Instant::now() + WAIT_TIMEOUT;
+    let mut produced = std::collections::BTreeSet::new();
+    while produced.len() < moved.len() {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "only {produced:?} of {moved:?} got a new leader"
+        );
+        for node in [1, 2] {
+            let addr = cluster.bootstrap(node);
+            let Ok(views) = workload::partitions(&addr, TOPIC) else {
+                continue;
+            };
+            let taken: Vec<i32> = views
+                .iter()
+                .filter(|v| v.leader == node as i32 && moved.contains(&v.partition))
+                .map(|v| v.partition)
+                .filter(|p| !produced.contains(p))
+                .collect();
+            for partition in taken {
+                let (code, _) = workload::produce_raw(&addr, TOPIC, partition, 1, "moved")?;
+                ensure!(
+                    code == 0,
+                    "node {node} named itself leader of partition {partition} and answered a \
+                     produce there with error {code}"
+                );
+                produced.insert(partition);
+            }
+        }
     }
     Ok(())
 }

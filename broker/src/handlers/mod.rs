@@ -48,15 +48,19 @@ pub async fn handle(
         }
         RequestKind::CreateTopics(r) => to.ready(&topics::create_topics(broker, r, version).await),
         RequestKind::DeleteTopics(r) => to.ready(&topics::delete_topics(broker, r, version).await),
-        RequestKind::Produce(r) => match produce::handle(broker, r, version) {
-            produce::ProduceReply::Now(response) => to.ready(&response),
-            produce::ProduceReply::Later(future) => Ok(to.deferred(future)),
-            produce::ProduceReply::None => Ok(Reply::None),
-            // An empty frame closes the connection once the answers owed before it are written.
-            produce::ProduceReply::Close => Ok(Reply::Deferred(Box::pin(async {
-                crate::response_frame::ResponseFrame::default()
-            }))),
-        },
+        RequestKind::Produce(r) => {
+            produce::await_own_leaderships(broker, &r, version).await;
+            match produce::handle(broker, r, version) {
+                produce::ProduceReply::Now(response) => to.ready(&response),
+                produce::ProduceReply::Later(future) => Ok(to.deferred(future)),
+                produce::ProduceReply::None => Ok(Reply::None),
+                // An empty frame closes the connection once the answers owed before it are
+                // written.
+                produce::ProduceReply::Close => Ok(Reply::Deferred(Box::pin(async {
+                    crate::response_frame::ResponseFrame::default()
+                }))),
+            }
+        }
         RequestKind::Fetch(r) => match fetch::handle(broker, r, version) {
             fetch::FetchReply::Now(response) => to.ready(&response),
             fetch::FetchReply::Later(future) => Ok(to.deferred(future)),

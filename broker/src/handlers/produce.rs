@@ -209,6 +209,62 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Pr
     }))
 }
 
+/// How long a produce waits for this node to take up a leadership its own metadata already
+/// gives it ([`await_own_leaderships`]).
+const TAKE_UP_LEADERSHIP_WAIT: Duration = Duration::from_secs(2);
+
+/// Before a produce is served: while this node's metadata names it the leader of a requested
+/// partition that its replica has not taken up yet (after a failover the node applies the change
+/// partition by partition, which takes a moment when there are many), waits for it to finish,
+/// within [`TAKE_UP_LEADERSHIP_WAIT`]. The node's Metadata answers already send producers here;
+/// refusing their batches with NOT_LEADER_OR_FOLLOWER in that moment while taking the next
+/// ones a moment later leaves a gap in a producer's sequence numbers, on which librdkafka bumps
+/// its producer epoch and sends the refused records again under it, duplicating any that the
+/// old leader had written and this one holds. The connection's later requests wait behind this
+/// one, so their order is kept.
+pub async fn await_own_leaderships(broker: &Broker, request: &ProduceRequest, version: i16) {
+    let image = broker.metadata.image();
+    let taking_up = request.topic_data.iter().any(|topic| {
+        let topic_image = if version >= 13 {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(topic.name.0.as_str())
+        };
+        let Some(topic_image) = topic_image else {
+            return false;
+        };
+        topic.partition_data.iter().any(|data| {
+            topic_image
+                .partitions
+                .get(&data.index)
+                .is_some_and(|state| {
+                    state.leader == Some(broker.node_id)
+                        && broker
+                            .replicas
+                            .get(&topic_image.name, data.index)
+                            .is_none_or(|replica| {
+                                !replica.is_leader() || replica.leader_epoch() < state.leader_epoch
+                            })
+                })
+        })
+    });
+    if !taking_up {
+        return;
+    }
+    let target = image.offset;
+    let mut reconciled = broker.reconciled_offset.subscribe();
+    let took_up = tokio::time::timeout(
+        TAKE_UP_LEADERSHIP_WAIT,
+        reconciled.wait_for(|o| *o >= target),
+    )
+    .await;
+    tracing::debug!(
+        metadata_offset = target,
+        in_time = took_up.is_ok(),
+        "a produce waited for this node to take up its leaderships"
+    );
+}
+
 /// Completes an `acks=all` produce: each appended partition waits (concurrently, within the one
 /// request timeout) for its high watermark; a failure replaces that partition's answer.
 async fn wait_for_commits(
