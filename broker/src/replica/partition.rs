@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::replica::producer_state::{
-    BatchMetadata, ProducerStateTable, SequenceCheck, SequenceError,
+    BatchMetadata, ProducerStateTable, RefusedHeads, SequenceCheck, SequenceError,
 };
 use crate::replica::replication::{LeaderState, Role};
 use crate::replica::settings::{TimestampPolicy, TopicCompression, TopicSettings};
@@ -69,6 +69,46 @@ pub enum ProduceError {
     /// The log refused the write.
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// A retriable refusal made before appending, kept to be repeated for the batches queued behind
+/// the refused one (see [`RefusedHeads`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    NotLeader,
+    NotEnoughReplicas {
+        in_sync: usize,
+        min_insync_replicas: usize,
+    },
+}
+
+impl Refusal {
+    fn of(error: &ProduceError) -> Option<Refusal> {
+        match *error {
+            ProduceError::NotLeader => Some(Refusal::NotLeader),
+            ProduceError::NotEnoughReplicas {
+                in_sync,
+                min_insync_replicas,
+            } => Some(Refusal::NotEnoughReplicas {
+                in_sync,
+                min_insync_replicas,
+            }),
+            _ => None,
+        }
+    }
+
+    fn error(self) -> ProduceError {
+        match self {
+            Refusal::NotLeader => ProduceError::NotLeader,
+            Refusal::NotEnoughReplicas {
+                in_sync,
+                min_insync_replicas,
+            } => ProduceError::NotEnoughReplicas {
+                in_sync,
+                min_insync_replicas,
+            },
+        }
+    }
 }
 
 /// How durable a produce must be before it is answered: Kafka's `acks`, in our terms.
@@ -170,6 +210,8 @@ pub struct Partition {
     high_watermark: AtomicI64,
     settings: RwLock<Arc<TopicSettings>>,
     producers: Mutex<ProducerStateTable>,
+    /// Producers whose next batch was refused before appending; locked under `producers`.
+    refused_heads: Mutex<RefusedHeads<Refusal>>,
     /// Woken whenever the log end or the high watermark moves, and on role changes: long-polling
     /// fetches (consumers and followers) and `acks=all` waiters re-check on it.
     pub data_arrived: Notify,
@@ -207,6 +249,7 @@ impl Partition {
             high_watermark: AtomicI64::new(high_watermark),
             settings: RwLock::new(settings),
             producers: Mutex::new(producers),
+            refused_heads: Mutex::new(RefusedHeads::default()),
             data_arrived: Notify::new(),
             role: Mutex::new(role),
             replica_lag_time_max_ms: AtomicI64::new(replicated::REPLICA_LAG_TIME_MAX_MS_DEFAULT),
@@ -301,15 +344,52 @@ impl Partition {
             (settings.timestamp_policy == TimestampPolicy::LogAppendTime).then_some(now_ms);
 
         let mut producers = self.producers.lock();
-        self.check_leader_for_append(&settings, durability)?;
         let producer_id = batch.producer_id();
-        if producer_id.0 >= 0 {
-            let check = producers.check(
+        let producer_epoch = batch.producer_epoch();
+        let check = (producer_id.0 >= 0).then(|| {
+            producers.check(
                 producer_id,
-                batch.producer_epoch(),
+                producer_epoch,
                 batch.base_sequence(),
                 batch.last_sequence(),
-            )?;
+            )
+        });
+        if let Err(refused) = self.check_leader_for_append(&settings, durability) {
+            if let (Some(Ok(SequenceCheck::Append)), Some(refusal)) =
+                (&check, Refusal::of(&refused))
+            {
+                self.refused_heads.lock().remember(
+                    producer_id,
+                    producer_epoch,
+                    batch.base_sequence(),
+                    refusal,
+                );
+            }
+            return Err(refused);
+        }
+        if let Some(check) = check {
+            let check = match check {
+                Err(SequenceError::OutOfOrder { expected, .. }) => {
+                    let repeated = self.refused_heads.lock().refusal_for_gap(
+                        producer_id,
+                        producer_epoch,
+                        expected,
+                    );
+                    if let Some(refusal) = repeated {
+                        tracing::debug!(
+                            topic = %self.topic,
+                            partition = self.index,
+                            producer_id = producer_id.0,
+                            expected,
+                            received = batch.base_sequence(),
+                            "a batch behind a refused one gets the same retriable refusal"
+                        );
+                        return Err(refusal.error());
+                    }
+                    check?
+                }
+                check => check?,
+            };
             if let SequenceCheck::Duplicate(original) = check {
                 // A retry of a batch already in the log: answered with its original offsets, and
                 // for acks=all only once those are committed, like the original would have been.
@@ -346,6 +426,7 @@ impl Partition {
                 leader_epoch = epoch.0,
                 "appended an idempotent batch as leader"
             );
+            self.refused_heads.lock().forget(producer_id);
             producers.record(
                 producer_id,
                 batch.producer_epoch(),

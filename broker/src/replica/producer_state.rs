@@ -260,6 +260,70 @@ impl ProducerStateTable {
     }
 }
 
+/// Producers remembered by a [`RefusedHeads`] at most; past that it starts over, which only
+/// gives back Kafka's plain answer for the producers it forgot.
+const REFUSED_HEADS_MAX: usize = 4096;
+
+/// The next batch of each producer that this replica refused with a retriable error before
+/// appending it (NOT_ENOUGH_REPLICAS, NOT_LEADER_OR_FOLLOWER), keyed by producer id.
+///
+/// A producer pipelines batches, so when the head of its sequence is refused the batches behind
+/// it are already on the way. Should the refusal's cause clear in between (the ISR grows back,
+/// leadership is taken up), Kafka answers them OUT_OF_ORDER_SEQUENCE_NUMBER, and librdkafka
+/// answers that by bumping its epoch and re-sequencing every unacknowledged message, including
+/// ones an earlier leader may already hold: a duplicate. Refusing such a batch with the head's
+/// own retriable error instead makes the producer retry in order, so the head is appended (or
+/// deduplicated) first and no epoch bump happens.
+#[derive(Debug)]
+pub struct RefusedHeads<T> {
+    heads: HashMap<i64, (ProducerEpoch, i32, T)>,
+}
+
+impl<T> Default for RefusedHeads<T> {
+    fn default() -> RefusedHeads<T> {
+        RefusedHeads {
+            heads: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Copy> RefusedHeads<T> {
+    /// Remembers that `sequence`, the next one of `producer_id` at `epoch`, was refused with
+    /// `refusal`.
+    pub fn remember(
+        &mut self,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        sequence: i32,
+        refusal: T,
+    ) {
+        if self.heads.len() >= REFUSED_HEADS_MAX && !self.heads.contains_key(&producer_id.0) {
+            self.heads.clear();
+        }
+        self.heads.insert(producer_id.0, (epoch, sequence, refusal));
+    }
+
+    /// The refusal to repeat for a batch of `producer_id` at `epoch` that was refused as out of
+    /// order because `expected` is missing: the missing batch's own refusal, if this replica
+    /// refused it.
+    pub fn refusal_for_gap(
+        &self,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        expected: i32,
+    ) -> Option<T> {
+        match self.heads.get(&producer_id.0) {
+            Some(&(e, sequence, refusal)) if e == epoch && sequence == expected => Some(refusal),
+            _ => None,
+        }
+    }
+
+    /// Forgets the producer once one of its batches is appended.
+    pub fn forget(&mut self, producer_id: ProducerId) {
+        self.heads.remove(&producer_id.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

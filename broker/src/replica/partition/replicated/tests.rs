@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::replica::partition::{AppendOutcome, Durability};
+use crate::replica::producer_state::SequenceError;
 use crate::replica::replication::divergence_truncation_offset;
 use crate::replica::settings::TopicSettings;
 
@@ -422,6 +423,74 @@ fn a_retried_batch_is_deduplicated_by_the_new_leader() {
             Durability::InSync,
         )
         .expect("next sequence appends");
+}
+
+#[test]
+fn a_batch_behind_one_refused_for_want_of_replicas_is_refused_alike_not_out_of_order() {
+    // A new leader starts with only itself in sync; the producer's pipelined batches 1 and 2
+    // arrive on either side of the ISR growing back.
+    let clock = Arc::new(ManualClock::new(1_000));
+    let leader = replica(0, &clock, 2);
+    let s = state(0, 1, 0, &[0, 1], &[0]);
+    leader
+        .partition
+        .make_leader(leader.id, &s, &all_live(&[0, 1]))
+        .unwrap();
+    let acks_all = |producer: (i64, i32)| {
+        leader.partition.append_from_client_as(
+            batch(&[&format!("s{}", producer.1)], Some(producer)),
+            1_000,
+            1 << 20,
+            Durability::InSync,
+        )
+    };
+    leader
+        .partition
+        .append_from_client_as(
+            batch(&["s0"], Some((7, 0))),
+            1_000,
+            1 << 20,
+            Durability::Leader,
+        )
+        .expect("acks=1 appends under min ISR");
+    let head = acks_all((7, 1)).unwrap_err();
+    assert!(
+        matches!(head, ProduceError::NotEnoughReplicas { .. }),
+        "{head:?}"
+    );
+    let grown = state(0, 1, 1, &[0, 1], &[0, 1]);
+    leader
+        .partition
+        .make_leader(leader.id, &grown, &all_live(&[0, 1]))
+        .unwrap();
+    let behind = acks_all((7, 2)).unwrap_err();
+    assert!(
+        matches!(behind, ProduceError::NotEnoughReplicas { .. }),
+        "the batch behind the refused head is refused alike, not as out of order: {behind:?}"
+    );
+    // Another producer's gap, and this producer's gap past a batch nobody refused, stay errors
+    // of sequence.
+    acks_all((8, 0)).expect("a new producer appends");
+    assert!(matches!(
+        acks_all((8, 2)),
+        Err(ProduceError::Sequence(SequenceError::OutOfOrder { .. }))
+    ));
+    // The producer retries in order: the head, then the batch behind it.
+    acks_all((7, 1)).expect("the refused head appends once the ISR is whole");
+    acks_all((7, 2)).expect("and the batch behind it follows");
+    assert!(
+        matches!(
+            acks_all((7, 4)),
+            Err(ProduceError::Sequence(SequenceError::OutOfOrder { .. }))
+        ),
+        "once the head is in, a real gap is out of order again"
+    );
+    assert_eq!(
+        contents(&leader.partition)
+            .into_values()
+            .collect::<Vec<_>>(),
+        ["s0", "s0", "s1", "s2"]
+    );
 }
 
 #[tokio::test]
